@@ -1,0 +1,70 @@
+# tritonfil.eks — one entry point for setup, tools, lint, tests, the local environment and benchmarks.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(or $(TRITONFIL_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tritonfil)
+SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements/lock.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+export PATH := $(abspath $(BIN)):$(CACHE)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+.PHONY: help setup tools lint test test-unit test-integration local local-up local-down local-status bench lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+setup: $(SETUP_STAMP) ## Python venv with pinned deps, collection linked for FQCN use (safe to rerun)
+
+$(SETUP_STAMP): requirements/lock.txt pyproject.toml
+	@start=$$(date +%s); \
+	[[ -x $(BIN)/python ]] || $(PYTHON) -m venv $(VENV); \
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/lock.txt; \
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .; \
+	rm -f $(VENV)/.setup-*; touch $@; \
+	echo "setup: done in $$(( $$(date +%s) - start ))s"
+	@mkdir -p .collections/ansible_collections/tritonfil
+	@ln -sfn ../../.. .collections/ansible_collections/tritonfil/eks
+
+tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
+	scripts/tools.sh
+
+lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint
+	@if [[ -d helm/triton ]]; then scripts/tools.sh helm >/dev/null && helm lint --strict helm/triton; fi
+
+test: lint ## The test command: lint, then every pytest suite (builds the tools it needs)
+	scripts/run-pytest.sh tests
+
+test-unit: setup ## Unit tests only
+	scripts/run-pytest.sh tests/unit
+
+lock: ## Re-resolve requirements/base.in into requirements/lock.txt
+	rm -rf /tmp/tritonfil-lock && $(PYTHON) -m venv /tmp/tritonfil-lock
+	/tmp/tritonfil-lock/bin/pip install -q -r requirements/base.in
+	{ sed -n '1,2p' requirements/lock.txt; /tmp/tritonfil-lock/bin/pip freeze; } > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
+
+local-up: setup ## Start the local environment (tools are built first if missing)
+	scripts/tools.sh
+	$(BIN)/tritonfil local up
+
+local-down: ## Stop everything the local environment started
+	@if [[ -x $(BIN)/tritonfil ]]; then $(BIN)/tritonfil local down; else echo "nothing to stop (no venv)"; fi
+
+local-status: setup ## Health of each local component
+	$(BIN)/tritonfil local status
+
+local: local-up ## From a fresh clone: set up, build tools, start the local environment, run site.yml against it
+	$(BIN)/tritonfil local exec -- ansible-playbook site.yml -i inventory/local
+
+bench: setup ## Benchmarks: bench/results/*.json and plots
+	$(BIN)/python -m bench
+
+clean: local-down ## Remove the venv and build outputs (the tool cache outside the repo stays)
+	rm -rf $(VENV) .collections .ansible .ruff_cache .pytest_cache tests/output *.tar.gz

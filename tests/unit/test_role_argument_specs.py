@@ -1,0 +1,88 @@
+"""Every role validates its variables against meta/argument_specs.yml before any task runs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+
+# Valid values for every required variable of each role, so one case can break exactly one thing.
+REQUIRED = {
+    "ecr_image": {"ecr_image_region": "us-east-1"},
+    "s3_models": {"s3_models_region": "us-east-1", "s3_models_bucket": "models-bucket"},
+    "eks_gpu_cluster": {"eks_gpu_cluster_name": "c1", "eks_gpu_cluster_region": "us-east-1"},
+    "metrics_server": {"metrics_server_kubeconfig": "/nonexistent/kubeconfig"},
+    "istio": {"istio_kubeconfig": "/nonexistent/kubeconfig"},
+    "triton_release": {
+        "triton_release_kubeconfig": "/nonexistent/kubeconfig",
+        "triton_release_image": "registry/triton:1",
+        "triton_release_model_repository": "s3://bucket/models",
+    },
+}
+# One variable per role given a value of the wrong type.
+WRONG_TYPE = {
+    "ecr_image": ("ecr_image_scan_on_push", "sometimes"),
+    "s3_models": ("s3_models_versioning", "maybe"),
+    "eks_gpu_cluster": ("eks_gpu_cluster_nodes_max", "lots"),
+    "metrics_server": ("metrics_server_wait_timeout", "soon"),
+    "istio": ("istio_profile", "fancy"),
+    "triton_release": ("triton_release_models", {"not": "a list"}),
+}
+
+PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: tritonfil.eks.{role}
+"""
+
+
+def specs(root, role):
+    return yaml.safe_load((root / "roles" / role / "meta" / "argument_specs.yml").read_text())
+
+
+def assert_failed_in_validation(result, role, variable):
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Validating arguments against arg spec" in out, out
+    assert variable in out, out
+    # Nothing after the validation task ran: no other task of the role shows up.
+    tasks = re.findall(rf"TASK \[tritonfil\.eks\.{role} : ([^\]]+)\]", out)
+    assert tasks and all(t.startswith("Validating arguments") for t in tasks), tasks
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_missing_required_variable_fails_before_any_task(run_playbook, role):
+    required = dict(REQUIRED[role])
+    missing = next(iter(required))
+    del required[missing]
+    result = run_playbook(PLAY.format(role=role), "-e", json.dumps(required))
+    assert_failed_in_validation(result, role, missing)
+    assert f"missing required arguments: {missing}" in result.stdout
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_wrong_type_fails_before_any_task(run_playbook, role):
+    variable, value = WRONG_TYPE[role]
+    result = run_playbook(PLAY.format(role=role), "-e", json.dumps({**REQUIRED[role], variable: value}))
+    assert_failed_in_validation(result, role, variable)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_mirror_argument_specs(root, role):
+    """defaults/main.yml and meta/argument_specs.yml agree key for key and value for value."""
+    options = specs(root, role)["argument_specs"]["main"]["options"]
+    defaults = yaml.safe_load((root / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    with_default = {k: o["default"] for k, o in options.items() if "default" in o}
+    assert defaults == with_default
+    for name, option in options.items():
+        assert name.startswith(f"{role}_"), name
+        assert "type" in option and option.get("description"), name
+        assert not (option.get("required") and "default" in option), name
+        if option["type"] == "list":
+            assert "elements" in option, name
