@@ -11,7 +11,7 @@ SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements/lock.txt pyproject.toml 2
 export PATH := $(abspath $(BIN)):$(CACHE)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help setup tools lint test test-unit test-integration local local-up local-down local-status bench lock clean
+.PHONY: help setup tools tools-required lint test test-unit test-integration local local-up local-down local-status bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -31,6 +31,9 @@ $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
 	scripts/tools.sh
 
+tools-required: ## Only what the local environment and the tests cannot run without
+	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm
+
 lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,7 +41,7 @@ lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
 	$(BIN)/ansible-lint
 	@if [[ -d helm/triton ]]; then scripts/tools.sh helm >/dev/null && helm lint --strict helm/triton; fi
 
-test: lint ## The test command: lint, then every pytest suite (builds the tools it needs)
+test: lint tools-required ## The test command: lint, build the pinned tools (cached), then every pytest suite
 	scripts/run-pytest.sh tests
 
 test-unit: setup ## Unit tests only
@@ -50,8 +53,7 @@ lock: ## Re-resolve requirements/base.in into requirements/lock.txt
 	{ sed -n '1,2p' requirements/lock.txt; /tmp/tritonfil-lock/bin/pip freeze; } > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
-local-up: setup ## Start the local environment (tools are built first if missing)
-	scripts/tools.sh
+local-up: setup tools-required ## Start the local environment (tools are built first if missing)
 	$(BIN)/tritonfil local up
 
 local-down: ## Stop everything the local environment started
@@ -63,8 +65,8 @@ local-status: setup ## Health of each local component
 local: local-up ## From a fresh clone: set up, build tools, start the local environment, run site.yml against it
 	$(BIN)/tritonfil local exec -- ansible-playbook site.yml -i inventory/local
 
-bench: setup ## Benchmarks: bench/results/*.json and plots
-	$(BIN)/python -m bench
+bench: setup ## Benchmarks: bench/results/*.json (served vs in-process inference on the local tritonserver)
+	scripts/isolated.sh $(BIN)/python bench/infer_local.py
 
 clean: local-down ## Remove the venv and build outputs (the tool cache outside the repo stays)
 	rm -rf $(VENV) .collections .ansible .ruff_cache .pytest_cache tests/output *.tar.gz

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Build (or reuse) the pinned binaries of the local environment into the tool cache.
+#
+#   scripts/tools.sh [--check] [TOOL ...]     TOOL in: debian kubernetes etcd kwok metrics-server helm eksctl istioctl
+#
+# Everything comes from the Go module proxy and is built here; nothing else is downloaded.
+# Cache: ${TRITONFIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tritonfil}/bin, one stamp file per
+# tool version so a rerun is a no-op. A tool already on PATH at the pinned version is linked as is.
+# Modules with `replace` directives (Kubernetes, etcd, eksctl) are built through a wrapper module
+# that carries the same replace lines, pointed at published versions.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+CACHE=${TRITONFIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tritonfil}
+BIN=$CACHE/bin
+STAMPS=$CACHE/stamps
+SHARE=$CACHE/share
+BUILD=$CACHE/build
+LOG=$CACHE/logs
+mkdir -p "$BIN" "$STAMPS" "$BUILD" "$LOG" "$SHARE"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+export GOPATH=${GOPATH:-$HOME/go}
+
+check_only=false
+if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
+ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl)
+# Tools the local environment cannot run without; eksctl and istioctl are best effort (see README).
+REQUIRED=(debian kubernetes etcd kwok metrics-server helm)
+# Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout.
+DEBIAN_PACKAGES=(docker-registry skopeo umoci iproute2)
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=("${ALL[@]}")
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+stamp() { echo "$STAMPS/$1-$2"; }
+have() { [[ -f $(stamp "$1" "$2") ]]; }
+
+# wrapper NAME VERSION MODULE@VERSION REPLACES PKG... : build PKGs of MODULE in a wrapper module.
+wrapper() {
+	local name=$1 ver=$2 req=$3 replaces=$4
+	shift 4
+	local dir=$BUILD/$name-$ver
+	rm -rf "$dir" && mkdir -p "$dir"
+	{
+		printf 'module tritonfil.local/%s\n\ngo 1.26\n\nrequire %s\n' "$name" "${req/@/ }"
+		[[ -n $replaces ]] && printf '\nreplace (\n%s\n)\n' "$replaces"
+	} >"$dir/go.mod"
+	{
+		printf '//go:build tools\n\npackage tools\n\nimport (\n'
+		local p
+		for p in "$@"; do printf '\t_ "%s"\n' "${p%%=*}"; done
+		printf ')\n'
+	} >"$dir/tools.go"
+	(cd "$dir" && go mod tidy) >"$LOG/$name.log" 2>&1 || { log "go mod tidy failed for $name: see $LOG/$name.log"; tail -20 "$LOG/$name.log" >&2; return 1; }
+}
+
+# gobuild DIR OUT PKG LDFLAGS
+gobuild() {
+	local dir=$1 out=$2 pkg=$3 ldflags=${4:-}
+	log "building $(basename "$out") from $pkg"
+	(cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/$out.tmp" "$pkg") >>"$LOG/$out.log" 2>&1 \
+		|| { log "build of $out failed: see $LOG/$out.log"; tail -20 "$LOG/$out.log" >&2; return 1; }
+	mv "$BIN/$out.tmp" "$BIN/$out"
+}
+
+# on_path NAME VERSION-REGEX CMD... : link a matching tool from PATH instead of building it.
+on_path() {
+	local name=$1 want=$2
+	shift 2
+	local found
+	found=$(PATH=${PATH//$BIN:/} command -v "$name" 2>/dev/null) || return 1
+	[[ $found == "$BIN/$name" ]] && return 1
+	"$found" "$@" 2>/dev/null | grep -q -- "$want" || return 1
+	ln -sf "$found" "$BIN/$name"
+	log "using $found ($want) from PATH"
+}
+
+build_debian() {
+	local missing=() p
+	for p in "${DEBIAN_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+	$check_only && { log "missing Debian packages: ${missing[*]}"; return 1; }
+	if [[ $(id -u) -ne 0 ]]; then
+		log "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+		return 1
+	fi
+	log "installing Debian packages: ${missing[*]}"
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+		>"$LOG/debian.log" 2>&1 || { log "apt-get failed: see $LOG/debian.log"; tail -20 "$LOG/debian.log" >&2; return 1; }
+}
+
+build_kubernetes() {
+	local v=$KUBERNETES_VERSION minor=${KUBERNETES_VERSION#v1.}
+	have kubernetes "$v" && return 0
+	$check_only && return 1
+	local mod=$GOPATH/pkg/mod/k8s.io/kubernetes@$v
+	[[ -f $mod/go.mod ]] || go mod download k8s.io/kubernetes@"$v"
+	# Every `k8s.io/X => ./staging/src/k8s.io/X` becomes `k8s.io/X => k8s.io/X v0.<minor>`.
+	local replaces
+	replaces=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v0.'"$minor"'#p' "$mod/go.mod")
+	wrapper kubernetes "$v" "k8s.io/kubernetes@$v" "$replaces" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+	local ld="-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1"
+	ld+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*} -X k8s.io/component-base/version.gitTreeState=clean"
+	ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1"
+	ld+=" -X k8s.io/client-go/pkg/version.gitMinor=${minor%%.*}"
+	local c
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+		gobuild "$BUILD/kubernetes-$v" "$c" "k8s.io/kubernetes/cmd/$c" "$ld"
+	done
+	touch "$(stamp kubernetes "$v")"
+}
+
+build_etcd() {
+	local v=$ETCD_VERSION
+	have etcd "$v" && return 0
+	on_path etcd "etcd Version: ${v#v}" --version && touch "$(stamp etcd "$v")" && return 0
+	$check_only && return 1
+	# etcd server/v3 replaces its sibling modules with ../ paths; its require lines already
+	# name the same release, so the wrapper needs no replace at all.
+	wrapper etcd "$v" "go.etcd.io/etcd/server/v3@$v" "" go.etcd.io/etcd/server/v3
+	gobuild "$BUILD/etcd-$v" etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=${v}"
+	touch "$(stamp etcd "$v")"
+}
+
+build_kwok() {
+	local v=$KWOK_VERSION
+	have kwok "$v" && return 0
+	$check_only && return 1
+	wrapper kwok "$v" "sigs.k8s.io/kwok@$v" "" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+	local ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION"
+	gobuild "$BUILD/kwok-$v" kwok sigs.k8s.io/kwok/cmd/kwok "$ld"
+	gobuild "$BUILD/kwok-$v" kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$ld"
+	touch "$(stamp kwok "$v")"
+}
+
+build_metrics_server() {
+	local v=$METRICS_SERVER_VERSION
+	have metrics-server "$v" && return 0
+	$check_only && return 1
+	wrapper metrics-server "$v" "sigs.k8s.io/metrics-server@$v" "" sigs.k8s.io/metrics-server/cmd/metrics-server
+	gobuild "$BUILD/metrics-server-$v" metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
+		"-X k8s.io/component-base/version.gitVersion=$v"
+	# kwokctl applies metrics-server's RBAC/Service/APIService from its release manifest; by default it
+	# fetches that from GitHub. Keep the module's own kustomize tree so it is read locally instead.
+	local src=$GOPATH/pkg/mod/sigs.k8s.io/metrics-server@$v/manifests
+	rm -rf "$CACHE/share/metrics-server-$v" && mkdir -p "$CACHE/share/metrics-server-$v"
+	cp -r "$src/." "$CACHE/share/metrics-server-$v/" && chmod -R u+w "$CACHE/share/metrics-server-$v"
+	touch "$(stamp metrics-server "$v")"
+}
+
+build_helm() {
+	local v=$HELM_VERSION
+	have helm "$v" && return 0
+	on_path helm "$v" version --short && touch "$(stamp helm "$v")" && return 0
+	$check_only && return 1
+	wrapper helm "$v" "helm.sh/helm/v3@$v" "" helm.sh/helm/v3/cmd/helm
+	gobuild "$BUILD/helm-$v" helm helm.sh/helm/v3/cmd/helm \
+		"-X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	touch "$(stamp helm "$v")"
+}
+
+build_eksctl() {
+	local v=$EKSCTL_VERSION
+	have eksctl "$v" && return 0
+	on_path eksctl "${v#v}" version && touch "$(stamp eksctl "$v")" && return 0
+	$check_only && return 1
+	local mod=$GOPATH/pkg/mod/github.com/weaveworks/eksctl@$v
+	[[ -f $mod/go.mod ]] || go mod download github.com/weaveworks/eksctl@"$v"
+	local replaces
+	replaces=$(sed -n '/^replace (/,/^)/{/=>/p}' "$mod/go.mod" | grep -v '^\s*//')
+	wrapper eksctl "$v" "github.com/weaveworks/eksctl@$v" "$replaces" github.com/weaveworks/eksctl/cmd/eksctl
+	gobuild "$BUILD/eksctl-$v" eksctl github.com/weaveworks/eksctl/cmd/eksctl \
+		"-X github.com/weaveworks/eksctl/pkg/version.gitCommit=tritonfil -X github.com/weaveworks/eksctl/pkg/version.buildDate=pinned"
+	touch "$(stamp eksctl "$v")"
+}
+
+build_istioctl() {
+	local v=$ISTIO_VERSION
+	have istioctl "$v" && return 0
+	on_path istioctl "$v" version --remote=false --short && touch "$(stamp istioctl "$v")" && return 0
+	$check_only && return 1
+	# istio.io/istio publishes no semver tags to the proxy: find the pseudo-version of the release.
+	local pseudo
+	pseudo=$(go list -m -json "istio.io/istio@$v" 2>/dev/null | sed -n 's/.*"Version": "\(.*\)".*/\1/p')
+	[[ -n $pseudo ]] || { log "istio $v: no module version found on the proxy"; return 1; }
+	wrapper istioctl "$v" "istio.io/istio@$pseudo" "" istio.io/istio/istioctl/cmd/istioctl
+	gobuild "$BUILD/istioctl-$v" istioctl istio.io/istio/istioctl/cmd/istioctl \
+		"-X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildStatus=Clean"
+	touch "$(stamp istioctl "$v")"
+}
+
+rc=0
+for t in "${tools[@]}"; do
+	start=$SECONDS
+	if "build_${t//-/_}"; then
+		log "$t ok ($((SECONDS - start))s)"
+	else
+		if $check_only; then
+			log "$t missing"
+		else
+			log "$t FAILED ($((SECONDS - start))s)"
+		fi
+		for r in "${REQUIRED[@]}"; do [[ $r == "$t" ]] && rc=1; done
+		$check_only && rc=1
+	fi
+done
+exit $rc

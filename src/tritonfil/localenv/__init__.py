@@ -1,0 +1,1 @@
+"""The offline local environment (see env.py)."""

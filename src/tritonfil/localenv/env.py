@@ -1,0 +1,429 @@
+"""The offline local environment: the stand-ins that `inventory/local` deploys against.
+
+- AWS APIs: moto server on 127.0.0.1
+- ECR registry (image push): Debian `docker-registry` on 127.0.0.1 (push with skopeo)
+- EKS control plane + GPU nodes: kwokctl binary runtime (etcd, kube-apiserver, controller-manager,
+  scheduler, kwok, metrics-server) with simulated g4dn.12xlarge GPU nodes
+- Triton + FIL pods: a real tritonserver on CPU serving the python-backend twin
+
+State lives in one directory (default `~/.cache/tritonfil/local`, `TRITONFIL_LOCAL_STATE` overrides):
+`endpoints.json` (read by inventory/local), `env` (shell exports), `kubeconfig`, logs and pid files.
+Files holding endpoints or credentials are written 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tritonfil.localenv import netns
+from tritonfil.localenv.nodes import gpu_nodes_manifest
+
+CLUSTER = "tritonfil"
+NETNS = "tritonfil"
+REGION = "us-east-1"
+# Fake credentials for moto; never real ones.
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class LocalEnvError(RuntimeError):
+    """A component of the local environment failed; the message names it and its log."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("TRITONFIL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tritonfil"
+    )
+    return Path(base)
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("TRITONFIL_LOCAL_STATE") or cache_dir() / "local")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write TEXT to PATH readable by the owner only (created 0600, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.3)
+    tail = ""
+    if log and log.exists():
+        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise LocalEnvError(f"{what} not ready after {timeout:.0f}s (log: {log}){tail}")
+
+
+@dataclass
+class Tools:
+    """Paths of the pinned binaries (built by scripts/tools.sh into the cache)."""
+
+    bin_dir: Path = field(default_factory=lambda: cache_dir() / "bin")
+
+    def path(self, name: str) -> Path:
+        p = self.bin_dir / name
+        if not p.exists():
+            raise LocalEnvError(f"{name} not found in {self.bin_dir}: run `make tools` (scripts/tools.sh) first")
+        return p
+
+    def share(self, name: str) -> Path:
+        p = self.bin_dir.parent / "share" / name
+        if not p.exists():
+            raise LocalEnvError(f"{p} not found: run `make tools` (scripts/tools.sh) first")
+        return p
+
+    def optional(self, name: str) -> Path | None:
+        p = self.bin_dir / name
+        return p if p.exists() else None
+
+
+def system_tool(name: str) -> str:
+    found = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    if not found:
+        raise LocalEnvError(f"{name} not found: install the Debian package (scripts/tools.sh installs it as root)")
+    return found
+
+
+class LocalEnv:
+    """Start, inspect and stop the local environment. All addresses are 127.0.0.1."""
+
+    def __init__(self, state_dir: Path | None = None, tools: Tools | None = None, nodes: int = 2) -> None:
+        self.state = Path(state_dir or default_state_dir())
+        self.tools = tools or Tools()
+        self.nodes = nodes
+        self.endpoints_file = self.state / "endpoints.json"
+        self.kubeconfig = self.state / "kubeconfig"
+        self.logs = self.state / "logs"
+        self.pids = self.state / "pids"
+
+    # -- state ---------------------------------------------------------------------------------
+    def endpoints(self) -> dict[str, Any]:
+        if not self.endpoints_file.exists():
+            raise LocalEnvError(f"the local environment is not up (no {self.endpoints_file}): run `tritonfil local up`")
+        return json.loads(self.endpoints_file.read_text())
+
+    def environ(self, endpoints: dict[str, Any] | None = None) -> dict[str, str]:
+        """Variables a client of the environment needs (KUBECONFIG, AWS endpoint, fake keys, PATH)."""
+        ep = endpoints or self.endpoints()
+        env = {
+            "KUBECONFIG": ep["kubeconfig"],
+            "AWS_ENDPOINT_URL": ep["aws_endpoint_url"],
+            "AWS_URL": ep["aws_endpoint_url"],
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "TRITONFIL_LOCAL_STATE": str(self.state),
+            **FAKE_AWS,
+        }
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(self.tools.bin_dir), os.environ["PATH"]])
+        return env
+
+    # -- processes -----------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.pids.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            cwd=self.state,
+        )
+        log.close()
+        (self.pids / f"{name}.pid").write_text(str(proc.pid))
+        return proc.pid
+
+    def _pid(self, name: str) -> int | None:
+        f = self.pids / f"{name}.pid"
+        if not f.exists():
+            return None
+        pid = int(f.read_text())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        # A zombie (exited child of this process) counts as gone.
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return None
+        return pid
+
+    def _stop(self, name: str, grace: float = 10.0) -> None:
+        pid = self._pid(name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and self._pid(name) is not None:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.2)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+
+    # -- components ----------------------------------------------------------------------------
+    def _start_moto(self, ep: dict[str, Any]) -> None:
+        port = free_port()
+        moto = Path(sys.executable).parent / "moto_server"
+        self._spawn("moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
+        ep["aws_endpoint_url"] = f"http://127.0.0.1:{port}"
+        wait_for("moto server", lambda: http_ok(f"http://127.0.0.1:{port}/moto-api/"), 60, self.logs / "moto.log")
+
+    def _start_registry(self, ep: dict[str, Any]) -> None:
+        port = free_port()
+        data = self.state / "registry"
+        data.mkdir(parents=True, exist_ok=True)
+        conf = self.state / "registry.yml"
+        conf.write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {data}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '127.0.0.1:{port}', debug: {{addr: ''}}}}\n"
+        )
+        self._spawn("registry", [system_tool("docker-registry"), "serve", str(conf)])
+        ep["registry"] = f"127.0.0.1:{port}"
+        wait_for("OCI registry", lambda: http_ok(f"http://127.0.0.1:{port}/v2/"), 30, self.logs / "registry.log")
+
+    def _kwok_config(self) -> Path:
+        t = self.tools
+        v = _versions()
+        metrics_manifests = self.tools.share(f"metrics-server-{v['METRICS_SERVER_VERSION']}") / "overlays" / "release"
+        conf = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {
+                "runtime": "binary",
+                "bindAddress": "127.0.0.1",
+                "kubeVersion": v["KUBERNETES_VERSION"],
+                "kubeApiserverBinary": str(t.path("kube-apiserver")),
+                "kubeControllerManagerBinary": str(t.path("kube-controller-manager")),
+                "kubeSchedulerBinary": str(t.path("kube-scheduler")),
+                "kubectlBinary": str(t.path("kubectl")),
+                "kwokControllerBinary": str(t.path("kwok")),
+                "etcdBinary": str(t.path("etcd")),
+                "metricsServerBinary": str(t.path("metrics-server")),
+                "enableMetricsServer": True,
+                # Read metrics-server's release manifest from the tool cache (kwokctl would fetch it from GitHub).
+                "metricsServerManifests": [str(metrics_manifests)],
+                "metricsServerVersion": v["METRICS_SERVER_VERSION"],
+                "kubeAuthorization": True,
+                "kubeAdmission": True,
+            },
+        }
+        # Inside the namespace there is no default route: kube-apiserver must be told what to advertise.
+        conf["componentsPatches"] = [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": [
+                    {"key": "advertise-address", "value": "127.0.0.1"},
+                    {"key": "service-cluster-ip-range", "value": "10.96.0.0/16"},
+                    # The `kubernetes` Service cannot point at a loopback address; nothing in-cluster needs it.
+                    {"key": "endpoint-reconciler-type", "value": "none"},
+                ],
+            }
+        ]
+        # Simulated kubelets advertise 127.0.0.1 (kwokctl passes an empty --node-ip otherwise): metrics-server
+        # scrapes them there, never at a 10.x address.
+        conf["componentsPatches"].append(
+            {"name": "kwok-controller", "extraArgs": [{"key": "node-ip", "value": "127.0.0.1", "override": True}]}
+        )
+        path = self.state / "kwokctl.yaml"
+        path.write_text(json.dumps(conf, indent=1) + "\n")
+        return path
+
+    def _kwokctl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KWOK_WORKDIR": str(self.state / "kwok")}
+        env["PATH"] = os.pathsep.join([str(self.tools.bin_dir), env["PATH"]])
+        return subprocess.run(
+            [str(self.tools.path("kwokctl")), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+
+    def kubectl(
+        self, *args: str, input_text: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.tools.path("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            timeout=120,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise LocalEnvError(f"kubectl {' '.join(args)} failed (rc={proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def _start_cluster(self, ep: dict[str, Any]) -> None:
+        port = free_port()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        conf = self._kwok_config()
+        proc = self._kwokctl(
+            "create", "cluster", f"--name={CLUSTER}", f"--config={conf}", f"--kube-apiserver-port={port}",
+            f"--kubeconfig={self.kubeconfig}", "--wait=120s",
+        )  # fmt: skip
+        (self.logs / "kwokctl-create.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise LocalEnvError(
+                f"kwokctl create cluster failed (rc={proc.returncode}), log {self.logs / 'kwokctl-create.log'}:\n"
+                + "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+            )
+        os.chmod(self.kubeconfig, 0o600)
+        ep["kube_apiserver"] = f"https://127.0.0.1:{port}"
+        self.kubectl("apply", "-f", "-", input_text=gpu_nodes_manifest(self.nodes, CLUSTER, REGION))
+        self.kubectl("wait", "--for=condition=Ready", "node", "-l", "tritonfil.io/simulated=true", "--timeout=120s")
+
+    def _start_triton(self, ep: dict[str, Any]) -> None:
+        from tritonfil.localenv.triton import start_triton
+
+        ep.update(start_triton(self))
+
+    # -- public ----------------------------------------------------------------------------------
+    COMPONENTS = ("moto", "registry", "cluster", "triton")
+
+    def up(self, components: Sequence[str] = COMPONENTS, progress: Callable[[str], None] | None = None) -> dict:
+        """Start every component (idempotent: a running environment is left as it is)."""
+        say = progress or (lambda _m: None)
+        if self.endpoints_file.exists():
+            health = self.status()
+            if all(h["ok"] for h in health.values()):
+                say("local environment already up")
+                return self.endpoints()
+            say("stale or partial environment found: stopping it first")
+            self.down()
+        self.state.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o700)
+        ep: dict[str, Any] = {
+            "state_dir": str(self.state),
+            "isolation": isolation_mode(),
+            "region": REGION,
+            "cluster_name": CLUSTER,
+            "kubeconfig": str(self.kubeconfig),
+            "components": list(components),
+            "versions": _versions(),
+        }
+        starters = {
+            "moto": self._start_moto,
+            "registry": self._start_registry,
+            "cluster": self._start_cluster,
+            "triton": self._start_triton,
+        }
+        try:
+            for name in components:
+                t0 = time.monotonic()
+                starters[name](ep)
+                say(f"{name} up in {time.monotonic() - t0:.1f}s")
+            write_private(self.endpoints_file, json.dumps(ep, indent=2) + "\n")
+            exports = sorted(self.environ(ep).items())
+            write_private(self.state / "env", "".join(f"export {k}={_shell_quote(v)}\n" for k, v in exports))
+        except BaseException:
+            self.down()
+            raise
+        return ep
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Health of each component that the state says was started."""
+        if not self.endpoints_file.exists():
+            return {}
+        ep = json.loads(self.endpoints_file.read_text())
+        out: dict[str, dict[str, Any]] = {}
+        for name in ep.get("components", []):
+            if name == "moto":
+                ok = http_ok(ep["aws_endpoint_url"] + "/moto-api/")
+                out[name] = {"ok": ok, "endpoint": ep["aws_endpoint_url"], "pid": self._pid("moto")}
+            elif name == "registry":
+                ok = http_ok(f"http://{ep['registry']}/v2/")
+                out[name] = {"ok": ok, "endpoint": ep["registry"], "pid": self._pid("registry")}
+            elif name == "cluster":
+                proc = self.kubectl("get", "--raw=/readyz", check=False)
+                nodes = self.kubectl(
+                    "get", "nodes", "-l", "tritonfil.io/simulated=true", "-o", "name", check=False
+                ).stdout.split()
+                out[name] = {
+                    "ok": proc.returncode == 0 and proc.stdout.strip() == "ok" and len(nodes) >= 1,
+                    "endpoint": ep.get("kube_apiserver"),
+                    "gpu_nodes": len(nodes),
+                }
+            elif name == "triton":
+                ok = http_ok(ep["triton_http"] + "/v2/health/ready")
+                out[name] = {"ok": ok, "endpoint": ep["triton_http"], "pid": self._pid("triton")}
+        return out
+
+    def down(self) -> list[str]:
+        """Stop everything `up` started; remove the cluster. Returns what was stopped."""
+        stopped = []
+        for name in ("triton", "registry", "moto"):
+            if self._pid(name) is not None:
+                stopped.append(name)
+            self._stop(name)
+        kwokctl = self.tools.optional("kwokctl")
+        if kwokctl and (self.state / "kwok" / "clusters" / CLUSTER).exists():
+            proc = self._kwokctl("delete", "cluster", f"--name={CLUSTER}", f"--kubeconfig={self.kubeconfig}")
+            if proc.returncode != 0:
+                raise LocalEnvError(f"kwokctl delete cluster failed: {proc.stderr.strip()}")
+            stopped.append("cluster")
+        for f in (self.endpoints_file, self.state / "env", self.kubeconfig):
+            f.unlink(missing_ok=True)
+        return stopped
+
+
+def isolation_mode() -> str:
+    if netns.loopback_only():
+        return "loopback-only network namespace"
+    return "host network (not root: cannot isolate; every service still binds 127.0.0.1)"
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "scripts" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out

@@ -1,0 +1,88 @@
+"""pytest-testinfra host checks of the local environment, run inside its network namespace.
+
+A second, private environment is brought up through the CLI (the session one stays for the other
+tests) so that `down` can be checked without pulling the rug from under them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from tritonfil.localenv.env import LocalEnv
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def host():
+    return testinfra.get_host("local://")
+
+
+def listening(host) -> list[str]:
+    return [s for s in host.socket.get_listening_sockets() if s.startswith(("tcp://", "tcp6://", "udp://", "udp6://"))]
+
+
+def test_every_service_listens_on_loopback_only(local_env: LocalEnv, host):
+    sockets = listening(host)
+    assert sockets, "no listening sockets seen"
+    ep = local_env.endpoints()
+    ports = {int(ep["aws_endpoint_url"].rsplit(":", 1)[1]), int(ep["registry"].rsplit(":", 1)[1])}
+    ports.add(int(ep["kube_apiserver"].rsplit(":", 1)[1]))
+    ports.add(int(ep["triton_http"].rsplit(":", 1)[1]))
+    seen_ports = {int(s.rsplit(":", 1)[1]) for s in sockets}
+    assert ports <= seen_ports, (ports, sockets)
+    wildcard = [s for s in sockets if not s.split("://", 1)[1].startswith(("127.", "[::1]", "::1", "::ffff:127."))]
+    assert wildcard == [], f"listening beyond loopback: {wildcard}"
+
+
+def test_state_files_are_private(local_env: LocalEnv, host):
+    for name in ("endpoints.json", "env", "kubeconfig"):
+        f = host.file(str(local_env.state / name))
+        assert f.exists and f.mode == 0o600, (name, oct(f.mode))
+    assert host.file(str(local_env.state)).mode == 0o700
+
+
+def tritonfil(state, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRITONFIL_LOCAL_STATE": str(state)}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "tritonfil"), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
+    """`tritonfil local up|status|exec|down` end to end, on a second environment of its own."""
+    state = tmp_path / "cli-env"
+
+    def ours() -> list[str]:
+        return [p for p in host.check_output("ps -eo args").splitlines() if str(state) in p]
+
+    up = tritonfil(state, "local", "up", "--nodes", "1")
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["isolation"] == "loopback-only network namespace"
+    status = tritonfil(state, "local", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert [line.split()[:2] for line in status.stdout.splitlines()] == [
+        ["moto", "ok"],
+        ["registry", "ok"],
+        ["cluster", "ok"],
+        ["triton", "ok"],
+    ]
+    nodes = tritonfil(state, "local", "exec", "--", "kubectl", "get", "nodes", "-o", "name")
+    assert nodes.returncode == 0 and nodes.stdout.strip().startswith("node/ip-192-168-"), nodes
+    assert ours(), "no process of the environment found while it is up"
+
+    down = tritonfil(state, "local", "down")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == "stopped: triton, registry, moto, cluster"
+    assert ours() == []
+    assert not (state / "endpoints.json").exists() and not (state / "kubeconfig").exists()
+    again = tritonfil(state, "local", "down")
+    assert again.stdout.strip() == "stopped: nothing was running"
+    assert tritonfil(state, "local", "status").returncode == 3

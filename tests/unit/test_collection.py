@@ -1,0 +1,61 @@
+"""The repository root is at once a collection, an AWX project and a Python package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT, VENV_BIN, ansible_env
+
+
+def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=ansible_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_site_syntax_check_against_local_inventory():
+    proc = run(str(VENV_BIN / "ansible-playbook"), "site.yml", "--syntax-check", "-i", "inventory/local")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "playbook: site.yml" in proc.stdout
+
+
+def test_collection_build_excludes_local_state(tmp_path):
+    proc = run(str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tarball = tmp_path / "tritonfil-eks-0.1.0.tar.gz"
+    assert tarball.exists(), proc.stdout
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    assert "galaxy.yml" not in names and "MANIFEST.json" in names
+    for role in ("ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"):
+        assert f"roles/{role}/meta/argument_specs.yml" in names
+    leaked = [n for n in names if n.split("/")[0] in {".venv", ".collections", ".ansible", ".ci", ".git"}]
+    leaked += [n for n in names if "__pycache__" in n or n.startswith("tests/output")]
+    assert leaked == []
+
+
+def test_galaxy_dependencies_match_requirements_yml():
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    reqs = yaml.safe_load((ROOT / "requirements.yml").read_text())
+    assert {c["name"]: c["version"] for c in reqs["collections"]} == galaxy["dependencies"]
+
+
+def test_bundled_collections_satisfy_galaxy_dependencies():
+    """The `ansible` PyPI package provides every dependency at a version inside galaxy.yml's range."""
+    from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    site = Path(sys.executable).parents[1] / "lib" / "python3.11" / "site-packages" / "ansible_collections"
+    for fqcn, spec in galaxy["dependencies"].items():
+        ns, name = fqcn.split(".")
+        manifest = site / ns / name / "MANIFEST.json"
+        version = yaml.safe_load(manifest.read_text())["collection_info"]["version"]
+        assert meets_requirements(version, spec), f"{fqcn} {version} not in {spec}"
+
+
+def test_cli_entry_point_runs():
+    proc = run(str(VENV_BIN / "tritonfil"), "--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == "tritonfil 0.1.0"
