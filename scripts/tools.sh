@@ -96,6 +96,10 @@ build_debian() {
 build_kubernetes() {
 	local v=$KUBERNETES_VERSION minor=${KUBERNETES_VERSION#v1.}
 	have kubernetes "$v" && return 0
+	if on_path kube-apiserver "Kubernetes $v" --version && on_path kube-controller-manager "Kubernetes $v" --version \
+		&& on_path kube-scheduler "Kubernetes $v" --version && on_path kubectl "Client Version: $v" version --client; then
+		touch "$(stamp kubernetes "$v")" && return 0
+	fi
 	$check_only && return 1
 	local mod=$GOPATH/pkg/mod/k8s.io/kubernetes@$v
 	[[ -f $mod/go.mod ]] || go mod download k8s.io/kubernetes@"$v"
@@ -131,6 +135,9 @@ build_etcd() {
 build_kwok() {
 	local v=$KWOK_VERSION
 	have kwok "$v" && return 0
+	if on_path kwok "$v" --version && on_path kwokctl "$v" --version; then
+		touch "$(stamp kwok "$v")" && return 0
+	fi
 	$check_only && return 1
 	wrapper kwok "$v" "sigs.k8s.io/kwok@$v" "" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 	local ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION"
@@ -181,15 +188,10 @@ build_eksctl() {
 }
 
 build_istioctl() {
-	local v=$ISTIO_VERSION
+	local v=$ISTIO_MODULE_VERSION
 	have istioctl "$v" && return 0
-	on_path istioctl "$v" version --remote=false --short && touch "$(stamp istioctl "$v")" && return 0
 	$check_only && return 1
-	# istio.io/istio publishes no semver tags to the proxy: find the pseudo-version of the release.
-	local pseudo
-	pseudo=$(go list -m -json "istio.io/istio@$v" 2>/dev/null | sed -n 's/.*"Version": "\(.*\)".*/\1/p')
-	[[ -n $pseudo ]] || { log "istio $v: no module version found on the proxy"; return 1; }
-	wrapper istioctl "$v" "istio.io/istio@$pseudo" "" istio.io/istio/istioctl/cmd/istioctl
+	wrapper istioctl "$v" "istio.io/istio@$v" "" istio.io/istio/istioctl/cmd/istioctl
 	gobuild "$BUILD/istioctl-$v" istioctl istio.io/istio/istioctl/cmd/istioctl \
 		"-X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildStatus=Clean"
 	touch "$(stamp istioctl "$v")"

@@ -226,6 +226,7 @@ class LocalEnv:
     def _kwok_config(self) -> Path:
         t = self.tools
         v = _versions()
+        t.path("kube-apiserver")  # the first thing a fresh machine lacks: say `make tools` about it
         metrics_manifests = self.tools.share(f"metrics-server-{v['METRICS_SERVER_VERSION']}") / "overlays" / "release"
         conf = {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
