@@ -39,7 +39,7 @@ lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
-	@if [[ -d helm/triton ]]; then scripts/tools.sh helm >/dev/null && helm lint --strict helm/triton; fi
+	@if [[ -d helm/triton ]]; then scripts/tools.sh helm >/dev/null && helm lint --strict helm/triton && helm lint --strict -f helm/triton/ci/default-values.yaml helm/triton; fi
 
 test: lint tools-required ## The test command: lint, build the pinned tools (cached), then every pytest suite
 	scripts/run-pytest.sh tests

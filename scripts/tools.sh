@@ -183,7 +183,7 @@ build_eksctl() {
 	replaces=$(sed -n '/^replace (/,/^)/{/=>/p}' "$mod/go.mod" | grep -v '^\s*//')
 	wrapper eksctl "$v" "github.com/weaveworks/eksctl@$v" "$replaces" github.com/weaveworks/eksctl/cmd/eksctl
 	gobuild "$BUILD/eksctl-$v" eksctl github.com/weaveworks/eksctl/cmd/eksctl \
-		"-X github.com/weaveworks/eksctl/pkg/version.gitCommit=tritonfil -X github.com/weaveworks/eksctl/pkg/version.buildDate=pinned"
+		"-X github.com/weaveworks/eksctl/pkg/version.PreReleaseID="
 	touch "$(stamp eksctl "$v")"
 }
 

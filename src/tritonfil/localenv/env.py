@@ -141,15 +141,15 @@ class LocalEnv:
     def environ(self, endpoints: dict[str, Any] | None = None) -> dict[str, str]:
         """Variables a client of the environment needs (KUBECONFIG, AWS endpoint, fake keys, PATH)."""
         ep = endpoints or self.endpoints()
-        env = {
-            "KUBECONFIG": ep["kubeconfig"],
-            "AWS_ENDPOINT_URL": ep["aws_endpoint_url"],
-            "AWS_URL": ep["aws_endpoint_url"],
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "TRITONFIL_LOCAL_STATE": str(self.state),
-            **FAKE_AWS,
-        }
+        env = {"KUBECONFIG": ep["kubeconfig"], "TRITONFIL_LOCAL_STATE": str(self.state)}
+        if "aws_endpoint_url" in ep:  # only when moto is one of the started components
+            env.update(
+                AWS_ENDPOINT_URL=ep["aws_endpoint_url"],
+                AWS_URL=ep["aws_endpoint_url"],
+                AWS_REGION=REGION,
+                AWS_DEFAULT_REGION=REGION,
+                **FAKE_AWS,
+            )
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(self.tools.bin_dir), os.environ["PATH"]])
         return env
 

@@ -1,0 +1,91 @@
+{{/*
+Guards for values that the schema cannot judge alone (relations between keys). Each message names
+the keys involved and says what to do. Included once, from deployment.yaml; helm renders every
+template, so a guard fails any install, upgrade, template or lint.
+*/}}
+{{- define "triton.validate" -}}
+{{- $v := .Values }}
+
+{{- if not $v.modelRepository }}
+{{- fail "modelRepository is required: the S3 location of the Triton model repository, e.g. --set modelRepository=s3://BUCKET/PREFIX" }}
+{{- end }}
+
+{{- range $arg := $v.server.extraArgs }}
+{{- range $flag := list "--model-repository" "--model-store" "--model-control-mode" "--load-model" "--strict-readiness" "--exit-on-error" "--exit-timeout-secs" "--log-format" "--log-verbose" "--http-port" "--grpc-port" "--metrics-port" }}
+{{- if or (eq $arg $flag) (hasPrefix (printf "%s=" $flag) $arg) }}
+{{- fail (printf "server.extraArgs: %q is set by the chart; use the matching value instead (modelRepository, models, server.exitOnError, server.exitTimeoutSeconds, server.log; the container ports are fixed at 8000/8001/8002)" $arg) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- if ge (add (int $v.preStopSleepSeconds) (int $v.server.exitTimeoutSeconds)) (int $v.terminationGracePeriodSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) + server.exitTimeoutSeconds (%d), or Triton is killed before in-flight requests finish" (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds) (int $v.server.exitTimeoutSeconds)) }}
+{{- end }}
+
+{{- if $v.autoscaling.enabled }}
+{{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) (not $v.autoscaling.tritonQueueMetric.enabled) }}
+{{- fail "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage or autoscaling.tritonQueueMetric.enabled" }}
+{{- end }}
+{{- end }}
+
+{{- $creds := $v.aws.staticCredentials }}
+{{- if $creds.enabled }}
+{{- if $creds.existingSecret }}
+{{- if or $creds.accessKeyId $creds.secretAccessKey $creds.sessionToken }}
+{{- fail "aws.staticCredentials: set either existingSecret or accessKeyId/secretAccessKey/sessionToken, not both" }}
+{{- end }}
+{{- else if or (not $creds.accessKeyId) (not $creds.secretAccessKey) }}
+{{- fail "aws.staticCredentials.enabled is true but aws.staticCredentials.accessKeyId and aws.staticCredentials.secretAccessKey are not both set (or name a Secret in aws.staticCredentials.existingSecret); prefer IRSA: serviceAccount.irsaRoleArn" }}
+{{- end }}
+{{- if and $v.serviceAccount.irsaRoleArn (not $creds.allowWithIrsa) }}
+{{- fail "aws.staticCredentials.enabled together with serviceAccount.irsaRoleArn: the AWS SDK prefers the static keys, so the IRSA role would go unused; drop one (IRSA preferred) or set aws.staticCredentials.allowWithIrsa=true" }}
+{{- end }}
+{{- else if or $creds.accessKeyId $creds.secretAccessKey $creds.sessionToken $creds.existingSecret }}
+{{- fail "aws.staticCredentials holds keys or existingSecret but aws.staticCredentials.enabled is false: they would be ignored; remove them (IRSA preferred) or set aws.staticCredentials.enabled=true" }}
+{{- end }}
+
+{{- if and $v.serviceAccount.irsaRoleArn (hasKey $v.serviceAccount.annotations "eks.amazonaws.com/role-arn") }}
+{{- fail "serviceAccount.annotations sets eks.amazonaws.com/role-arn and serviceAccount.irsaRoleArn is set too: use serviceAccount.irsaRoleArn only" }}
+{{- end }}
+
+{{- if eq (int $v.gpu.count) 0 }}
+{{- if $v.instanceType }}
+{{- fail (printf "gpu.count is 0 but instanceType pins %q: a GPU-less Triton must not be placed on GPU nodes (the image sets NVIDIA_VISIBLE_DEVICES=all and would use GPUs the scheduler gave to other pods); clear instanceType or request GPUs" $v.instanceType) }}
+{{- end }}
+{{- range $v.tolerations }}
+{{- if eq (default "" .key) "nvidia.com/gpu" }}
+{{- fail "gpu.count is 0 but tolerations tolerate the nvidia.com/gpu taint: a GPU-less Triton must not be placed on GPU nodes (the image sets NVIDIA_VISIBLE_DEVICES=all and would use GPUs the scheduler gave to other pods); set tolerations: [] for a CPU-only deployment (models with instance_group KIND_CPU)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- if $v.podDisruptionBudget.enabled }}
+{{- $min := $v.podDisruptionBudget.minAvailable }}
+{{- $max := $v.podDisruptionBudget.maxUnavailable }}
+{{- if and (not (kindIs "invalid" $min)) (not (kindIs "invalid" $max)) }}
+{{- fail "podDisruptionBudget: set only one of podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable (the other null)" }}
+{{- end }}
+{{- if and (kindIs "invalid" $min) (kindIs "invalid" $max) }}
+{{- fail "podDisruptionBudget.enabled needs podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable" }}
+{{- end }}
+{{- end }}
+
+{{- if $v.istio.enabled }}
+{{- if and (not $v.istio.gateway.create) (not $v.istio.gateway.existing) }}
+{{- fail "istio.gateway.create is false: name the gateway to attach to in istio.gateway.existing (namespace/name)" }}
+{{- end }}
+{{- if and $v.istio.gateway.tls.enabled (not $v.istio.gateway.tls.credentialName) }}
+{{- fail "istio.gateway.tls.enabled needs istio.gateway.tls.credentialName (a TLS Secret in the ingress gateway's namespace)" }}
+{{- end }}
+{{- if and $v.istio.gateway.tls.httpsRedirect (not $v.istio.gateway.tls.enabled) }}
+{{- fail "istio.gateway.tls.httpsRedirect needs istio.gateway.tls.enabled" }}
+{{- end }}
+{{- end }}
+
+{{- if and $v.metrics.podMonitor.enabled $v.metrics.serviceMonitor.enabled }}
+{{- fail "metrics.podMonitor.enabled and metrics.serviceMonitor.enabled: enable one, or every series is scraped twice" }}
+{{- end }}
+{{- end }}
