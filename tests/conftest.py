@@ -21,6 +21,9 @@ def ansible_env(**extra: str) -> dict[str, str]:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_LOCAL_TEMP=str(ROOT / ".ansible" / "tmp"),
+        # Modules run with this venv's Python (tritonclient, boto3...). Interpreter discovery
+        # would pick whatever `python3` shim comes first on this machine.
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     env.update(extra)

@@ -78,12 +78,12 @@ summary:
   returned: always
   type: str
   sample: model repository model_repository is valid (lgb_multiclass, xgb_classifier)
-errors:
+error_count:
   description: Number of errors.
   returned: always
   type: int
   sample: 0
-warnings:
+warning_count:
   description: Number of warnings.
   returned: always
   type: int
@@ -162,6 +162,10 @@ def main():
     result = report.to_dict()
     result.pop("repository", None)
     result.pop("loaded", None)
+    # `warnings` (and `errors`) would collide with the keys Ansible reserves in module results for
+    # its own message lists (ansible-core 2.19 fails the task): return the counts as *_count.
+    result["error_count"] = result.pop("errors")
+    result["warning_count"] = result.pop("warnings")
     valid = report.ok and not (params["fail_on_warnings"] and report.warnings)
     result["valid"] = valid
     if not valid:

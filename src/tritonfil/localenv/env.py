@@ -30,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from tritonfil.localenv import netns
+from tritonfil.localenv.images import build_oci_image
 from tritonfil.localenv.nodes import gpu_nodes_manifest
 
 CLUSTER = "tritonfil"
 NETNS = "tritonfil"
 REGION = "us-east-1"
+# The pinned Triton release image tag (nvcr.io/nvidia/tritonserver); see docs/models.md.
+TRITON_IMAGE_TAG = "26.02-py3"
 # Fake credentials for moto; never real ones.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 ROOT = Path(__file__).resolve().parents[3]
@@ -222,6 +225,12 @@ class LocalEnv:
         self._spawn("registry", [system_tool("docker-registry"), "serve", str(conf)])
         ep["registry"] = f"127.0.0.1:{port}"
         wait_for("OCI registry", lambda: http_ok(f"http://127.0.0.1:{port}/v2/"), 30, self.logs / "registry.log")
+        # The source the ecr_image role mirrors locally (no NGC offline): a one-file stand-in for the
+        # Triton image, built once and kept (a rebuilt image has a new digest).
+        layout = self.state / "images" / "tritonserver"
+        if not (layout / "index.json").exists():
+            build_oci_image(layout, TRITON_IMAGE_TAG, "stand-in for nvcr.io/nvidia/tritonserver (tritonfil local)\n")
+        ep["source_image"] = f"oci:{layout}:{TRITON_IMAGE_TAG}"
 
     def _kwok_config(self) -> Path:
         t = self.tools

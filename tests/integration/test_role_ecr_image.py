@@ -1,0 +1,289 @@
+"""Role tritonfil.eks.ecr_image through ansible-playbook against moto (ECR API) and the local registry.
+
+moto has no registry behind ECR, so the role pushes to the local docker-registry through
+ecr_image_registry_override (plain HTTP: ecr_image_registry_tls_verify false), exactly as
+inventory/local does. The source is a tiny OCI image built here with umoci (no NGC offline).
+AWS_ENDPOINT_URL / AWS_URL are deliberately NOT set for the playbooks: only the role's
+ecr_image_endpoint_url leads to moto, so a module or helper that dropped it would fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tritonfil.localenv.env import LocalEnv
+from tritonfil.localenv.images import build_oci_image
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+REGION = "us-east-1"
+# Fake credentials, distinctive so that a leak into the ansible output is found by grep.
+FAKE_KEY_ID = "AKIATRITONFILFAKE0002"
+FAKE_SECRET = "tritonfil-fake-secret-Hn4pR8sLm2"
+TAG = "26.02-py3"
+COPY_TASK = "Copy the image to the registry"
+REPOSITORY_TASK = "Ensure the ECR repository (scan on push, tag mutability, lifecycle policy, encryption)"
+
+PLAY = """---
+- name: Role under test
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  roles:
+    - role: tritonfil.eks.ecr_image
+"""
+
+
+@dataclass
+class Run:
+    """One ansible-playbook run, read from the ansible.posix.json stdout callback."""
+
+    rc: int
+    output: str  # stdout (the JSON document) + stderr: everything the run printed
+    recap: dict[str, int]
+    tasks: list[tuple[str, dict]]
+
+    @classmethod
+    def parse(cls, proc: subprocess.CompletedProcess[str]) -> Run:
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            data = {}
+        # Task names without the "tritonfil.eks.ecr_image : " prefix.
+        tasks = [
+            (t["task"]["name"].split(" : ", 1)[-1], t["hosts"].get("localhost", {}))
+            for p in data.get("plays", [])
+            for t in p["tasks"]
+        ]
+        return cls(proc.returncode, proc.stdout + proc.stderr, data.get("stats", {}).get("localhost", {}), tasks)
+
+    def result(self, name: str) -> dict:
+        found = [r for n, r in self.tasks if n == name]
+        assert found, f"no task {name!r} in {[n for n, _ in self.tasks]}"
+        return found[-1]
+
+    def ran(self, name: str) -> bool:
+        return any(n == name and not r.get("skipped") for n, r in self.tasks)
+
+    @property
+    def failure(self) -> str:
+        failed = [r.get("msg", "") for _, r in self.tasks if r.get("failed")]
+        return failed[-1] if failed else ""
+
+    @property
+    def facts(self) -> dict:
+        out: dict = {}
+        for _, r in self.tasks:
+            out.update(r.get("ansible_facts", {}))
+        return out
+
+    def tail(self) -> str:
+        return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
+
+
+def skopeo_digest(ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["skopeo", "inspect", "--no-tags", *flags, "--format={{.Digest}}", ref], capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, isolated: bool) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("ecr-image")
+    env = LocalEnv(state_dir=base / "env")
+    endpoints = env.up(components=("moto", "registry"))
+    try:
+        source = build_oci_image(base / "oci", "tiny", "tritonfil test image\n")
+        digest = skopeo_digest(source).stdout.strip()
+        assert digest.startswith("sha256:")
+        yield {**endpoints, "source": source, "source_digest": digest, "runs": base / "runs"}
+    finally:
+        env.down()
+
+
+@pytest.fixture(scope="module")
+def ecr(local: dict[str, Any]):
+    return boto3.client(
+        "ecr",
+        endpoint_url=local["aws_endpoint_url"],
+        region_name=REGION,
+        aws_access_key_id=FAKE_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET,
+    )
+
+
+@pytest.fixture(scope="module")
+def secrets(ecr) -> list[str]:
+    """What must never appear in the output: the fake secret key and moto's ECR login (both forms)."""
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return [FAKE_SECRET, token, base64.b64decode(token).decode().split(":", 1)[1]]
+
+
+def role_vars(local: dict[str, Any], repository: str, **extra: object) -> dict:
+    """The variables inventory/local sets for this role, with this test's source image."""
+    return {
+        "ecr_image_region": REGION,
+        "ecr_image_repository_name": repository,
+        "ecr_image_source_image": local["source"],
+        "ecr_image_tag": TAG,
+        "ecr_image_endpoint_url": local["aws_endpoint_url"],
+        "ecr_image_registry_override": local["registry"],
+        "ecr_image_registry_tls_verify": False,
+        **extra,
+    }
+
+
+def run_role(local: dict[str, Any], variables: dict, *args: str, drop: tuple[str, ...] = ()) -> Run:
+    local["runs"].mkdir(exist_ok=True)
+    work = Path(os.path.realpath(local["runs"])) / f"run{len(list(local['runs'].iterdir())) + 1}"
+    work.mkdir()
+    (work / "play.yml").write_text(PLAY)
+    (work / "vars.json").write_text(json.dumps(variables))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    env.update(
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
+        AWS_CONFIG_FILE="/nonexistent/config",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    for name in drop:
+        env.pop(name)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
+         "-e", f"@{work / 'vars.json'}", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    run = Run.parse(proc)
+    assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
+    return run
+
+
+def assert_ok(run: Run, secrets: list[str]) -> None:
+    assert run.rc == 0 and run.recap.get("failures") == 0, run.tail()
+    for secret in secrets:
+        assert secret not in run.output
+
+
+def repository(ecr, name: str) -> dict | None:
+    try:
+        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "RepositoryNotFoundException", exc
+        return None
+
+
+@pytest.fixture(scope="module")
+def mirrored(local: dict[str, Any]) -> dict[str, Run]:
+    """First run, second run, then a check-mode run on the mirrored repository."""
+    variables = role_vars(local, "tritonserver")
+    return {
+        "first": run_role(local, variables),
+        "second": run_role(local, variables),
+        "check": run_role(local, variables, "--check", "--diff"),
+    }
+
+
+def test_first_run_creates_the_repository_and_pushes_the_image(mirrored, local, ecr, secrets):
+    run = mirrored["first"]
+    assert_ok(run, secrets)
+    assert run.result("Ensure the ECR repository (scan on push, tag mutability, lifecycle policy, encryption)")[
+        "changed"
+    ]
+    assert run.result(COPY_TASK)["changed"]
+    repo = repository(ecr, "tritonserver")
+    assert repo is not None
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["encryptionConfiguration"] == {"encryptionType": "AES256"}
+    lifecycle = json.loads(ecr.get_lifecycle_policy(repositoryName="tritonserver")["lifecyclePolicyText"])
+    assert lifecycle["rules"][0]["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": 10,
+    }
+    assert lifecycle["rules"][0]["action"] == {"type": "expire"}
+    # The pushed image keeps the source digest, and ecr_image_uri carries it.
+    pushed = skopeo_digest(f"docker://{local['registry']}/tritonserver:{TAG}", "--tls-verify=false")
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout.strip() == local["source_digest"]
+    assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver@{pushed.stdout.strip()}"
+    # The private directory that held the registry login is gone.
+    login_dir = run.result("Create a private directory for the registry login")["path"]
+    assert login_dir.endswith(".ecr_image") and not Path(login_dir).exists()
+
+
+def test_second_run_changes_nothing_and_skips_the_copy(mirrored, local, secrets):
+    run = mirrored["second"]
+    assert_ok(run, secrets)
+    assert run.recap["changed"] == 0, run.tail()
+    assert not run.ran(COPY_TASK)
+    assert run.result("Report the mirrored image")["msg"].endswith("already there, copy skipped (same digest)")
+    assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver@{local['source_digest']}"
+
+
+def test_check_mode_on_the_mirrored_repository_predicts_no_change(mirrored, secrets):
+    run = mirrored["check"]
+    assert_ok(run, secrets)
+    assert run.recap["changed"] == 0, run.tail()
+    assert run.result("Report the predicted repository change (check mode)")["msg"] == (
+        "ECR repository tritonserver is up to date"
+    )
+
+
+def test_check_mode_predicts_without_creating(local, ecr, secrets):
+    run = run_role(local, role_vars(local, "tritonserver-plan"), "--check", "--diff")
+    assert_ok(run, secrets)
+    assert run.recap["changed"] == 2, run.tail()  # repository + image copy predictions
+    assert run.result("Report the predicted repository change (check mode)")["msg"] == (
+        "would create ECR repository tritonserver-plan"
+    )
+    assert run.result("Report the predicted image copy (check mode)")["msg"].startswith(f"would copy {local['source']}")
+    assert not run.ran(COPY_TASK)
+    assert repository(ecr, "tritonserver-plan") is None
+    absent = skopeo_digest(f"docker://{local['registry']}/tritonserver-plan:{TAG}", "--tls-verify=false")
+    assert absent.returncode != 0 and "manifest unknown" in absent.stderr
+    # The predicted URI already carries the digest the copy will keep.
+    assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver-plan@{local['source_digest']}"
+
+
+def test_invalid_region_fails_in_preflight(local, secrets):
+    run = run_role(local, role_vars(local, "tritonserver-bad", ecr_image_region="us-east"))
+    assert run.rc != 0
+    assert run.failure == "ecr_image_region: 'us-east' is not an AWS region name (expected e.g. us-east-1)", run.tail()
+    assert not run.ran("Read the caller identity (sts:GetCallerIdentity)")
+    assert not run.ran("Look up the ECR repository")
+
+
+def test_partial_credentials_fail_in_preflight_naming_what_is_missing(local, ecr):
+    run = run_role(local, role_vars(local, "tritonserver-nocreds"), drop=("AWS_SECRET_ACCESS_KEY",))
+    assert run.rc != 0
+    msg = run.result("Report the missing AWS credentials")["msg"]
+    assert msg.startswith("AWS credentials for ecr_image (region us-east-1): sts:GetCallerIdentity failed:"), msg
+    assert "Partial credentials found in explicit, missing: aws_secret_access_key." in msg
+    assert "Not set in the environment: AWS_SECRET_ACCESS_KEY, AWS_PROFILE." in msg
+    assert not run.ran("Look up the ECR repository")
+    assert repository(ecr, "tritonserver-nocreds") is None
