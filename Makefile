@@ -31,8 +31,8 @@ $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
 	scripts/tools.sh
 
-tools-required: ## Only what the local environment and the tests cannot run without
-	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm
+tools-required: ## What the local environment and the tests need (all but istioctl)
+	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl
 
 lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
 	$(BIN)/ruff check .

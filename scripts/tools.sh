@@ -25,8 +25,8 @@ export GOPATH=${GOPATH:-$HOME/go}
 check_only=false
 if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
 ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl)
-# Tools the local environment cannot run without; eksctl and istioctl are best effort (see README).
-REQUIRED=(debian kubernetes etcd kwok metrics-server helm)
+# Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
+REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl)
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout.
 DEBIAN_PACKAGES=(docker-registry skopeo umoci iproute2)
 tools=("$@")

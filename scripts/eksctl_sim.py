@@ -1,0 +1,336 @@
+"""eksctl simulator for the offline local environment (run it as scripts/eksctl-sim).
+
+Real eksctl cannot create clusters against moto: it drives CloudFormation stacks that launch EC2
+instances. This speaks the subset of eksctl's command line that plugins/module_utils/eksctl.py uses,
+with the same flags and the same JSON shapes, backed by moto's EKS and IAM APIs (boto3 to
+AWS_ENDPOINT_URL):
+
+  version
+  get cluster --name N --region R --output json        -> [EKS Cluster, Go field names]
+  get nodegroup --cluster N --region R --output json   -> [nodegroup Summary, as pkg/actions/nodegroup]
+  create cluster --config-file F [--write-kubeconfig=false] [--timeout D]
+  scale nodegroup --cluster N --name NG --nodes D --nodes-min m --nodes-max M [--wait] [--timeout D]
+  delete cluster --name N [--wait] [--timeout D]
+  utils write-kubeconfig --cluster N --kubeconfig PATH
+
+What it simulates: the EKS control plane and managed node groups as moto records them (version,
+scaling, instance type, AMI type, labels, taints), the IRSA roles (an IAM role per service account
+with the attachPolicy as inline policy and a trust policy on the cluster's OIDC issuer). What it does
+not: CloudFormation stacks, VPC/subnets, EC2 instances; the Kubernetes API behind the cluster is the
+local kwok cluster (its kubeconfig, from TRITONFIL_LOCAL_STATE/endpoints.json, is what
+write-kubeconfig writes, renamed after the cluster), whose nodes do not follow scaling.
+Errors print like eksctl's (`Error: ...` on stderr, rc 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/"
+SIM_VERSION = "0.215.0-tritonfil-sim"
+
+
+class SimError(Exception):
+    pass
+
+
+def _go_json(value: Any) -> Any:
+    """boto3's camelCase response -> the Go SDK struct field names eksctl's JSON printer emits."""
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _go_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def clients(region: str) -> tuple[Any, Any]:
+    kwargs: dict[str, Any] = {"region_name": region}
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    return boto3.client("eks", **kwargs), boto3.client("iam", **kwargs)
+
+
+def region_of(args: argparse.Namespace) -> str:
+    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise SimError("--region is required (or AWS_REGION)")
+    return region
+
+
+def describe(eks: Any, name: str) -> dict[str, Any]:
+    try:
+        return eks.describe_cluster(name=name)["cluster"]
+    except ClientError as exc:
+        raise SimError(
+            f'unable to describe control plane "{name}": operation error EKS: DescribeCluster, '
+            f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}"
+        ) from exc
+
+
+def nodegroup_summary(eks: Any, cluster: str, name: str) -> dict[str, Any]:
+    ng = eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+    scaling = ng["scalingConfig"]
+    return {
+        "StackName": f"eksctl-{cluster}-nodegroup-{name}",
+        "Cluster": cluster,
+        "Name": name,
+        "Status": ng["status"],
+        "MaxSize": scaling["maxSize"],
+        "MinSize": scaling["minSize"],
+        "DesiredCapacity": scaling["desiredSize"],
+        "InstanceType": ",".join(ng.get("instanceTypes") or []),
+        "ImageID": ng.get("amiType", ""),
+        "CreationTime": _go_json(ng["createdAt"]),
+        "NodeInstanceRoleARN": ng["nodeRole"],
+        "AutoScalingGroupName": ",".join(g["name"] for g in (ng.get("resources") or {}).get("autoScalingGroups", [])),
+        "Version": ng.get("version", ""),
+        "Type": "managed",
+    }
+
+
+def cmd_get_cluster(args: argparse.Namespace) -> None:
+    eks, _ = clients(region_of(args))
+    print(json.dumps([_go_json(describe(eks, args.name))], indent=4))
+
+
+def cmd_get_nodegroup(args: argparse.Namespace) -> None:
+    eks, _ = clients(region_of(args))
+    describe(eks, args.cluster)
+    names = eks.list_nodegroups(clusterName=args.cluster)["nodegroups"]
+    summaries = [nodegroup_summary(eks, args.cluster, n) for n in sorted(names) if not args.name or n == args.name]
+    print(json.dumps(summaries, indent=4))
+
+
+def _ami_type(ng: dict[str, Any]) -> str:
+    family = ng.get("amiFamily", "AmazonLinux2023")
+    gpu = ng["instanceType"].split(".")[0][:1] in ("g", "p")
+    if family == "Bottlerocket":
+        return "BOTTLEROCKET_x86_64_NVIDIA" if gpu else "BOTTLEROCKET_x86_64"
+    # eksctl picks the NVIDIA variant of AL2023 for GPU instance types.
+    return "AL2023_x86_64_NVIDIA" if gpu else "AL2023_x86_64_STANDARD"
+
+
+def _irsa_role(cluster: str, sa: dict[str, Any]) -> str:
+    meta = sa["metadata"]
+    return sa.get("roleName") or f"eksctl-{cluster}-addon-iamserviceaccount-{meta['namespace']}-{meta['name']}"[:64]
+
+
+def cmd_create_cluster(args: argparse.Namespace) -> None:
+    config = yaml.safe_load(Path(args.config_file).read_text())
+    if config.get("kind") != "ClusterConfig" or config.get("apiVersion") != "eksctl.io/v1alpha5":
+        raise SimError(f'loading config file "{args.config_file}": not an eksctl.io/v1alpha5 ClusterConfig')
+    meta = config["metadata"]
+    name, region = meta["name"], meta["region"]
+    for ng in config.get("managedNodeGroups") or []:
+        if not ng["minSize"] <= ng["desiredCapacity"] <= ng["maxSize"]:
+            raise SimError(
+                f"cannot create nodegroup {ng['name']}: minSize ({ng['minSize']}) <= desiredCapacity "
+                f"({ng['desiredCapacity']}) <= maxSize ({ng['maxSize']}) does not hold"
+            )
+    eks, iam = clients(region)
+    if name in eks.list_clusters()["clusters"]:
+        raise SimError(f'creating CloudFormation stack "eksctl-{name}-cluster": AlreadyExistsException: {name}')
+    print(f"[ℹ]  eksctl-sim {SIM_VERSION}: creating EKS cluster {name!r} in {region!r} (moto)", file=sys.stderr)
+    cluster = eks.create_cluster(
+        name=name,
+        version=str(meta["version"]),
+        roleArn=f"{ACCOUNT_ROLE}eksctl-{name}-cluster-ServiceRole",
+        resourcesVpcConfig={"subnetIds": [], "endpointPublicAccess": True},
+        tags={"alpha.eksctl.io/cluster-name": name, "eksctl.cluster.k8s.io/v1alpha1/cluster-name": name},
+    )["cluster"]
+    for ng in config.get("managedNodeGroups") or []:
+        eks.create_nodegroup(
+            clusterName=name,
+            nodegroupName=ng["name"],
+            version=str(meta["version"]),
+            scalingConfig={"minSize": ng["minSize"], "desiredSize": ng["desiredCapacity"], "maxSize": ng["maxSize"]},
+            diskSize=ng.get("volumeSize", 80),
+            subnets=["subnet-eksctl-sim"],
+            instanceTypes=[ng["instanceType"]],
+            amiType=_ami_type(ng),
+            nodeRole=f"{ACCOUNT_ROLE}eksctl-{name}-nodegroup-{ng['name']}-NodeInstanceRole",
+            labels={**(ng.get("labels") or {}), "alpha.eksctl.io/nodegroup-name": ng["name"]},
+            taints=[
+                {"key": t["key"], "value": t.get("value", ""), "effect": t.get("effect", "NoSchedule")
+                 .replace("NoSchedule", "NO_SCHEDULE").replace("NoExecute", "NO_EXECUTE")
+                 .replace("PreferNoSchedule", "PREFER_NO_SCHEDULE")}
+                for t in ng.get("taints") or []
+            ],
+            tags={"alpha.eksctl.io/nodegroup-name": ng["name"], "alpha.eksctl.io/nodegroup-type": "managed"},
+        )  # fmt: skip
+        # moto drops updateConfig on create; EKS always has one (see docs/KNOWN: eks_nodegroup).
+        eks.update_nodegroup_config(clusterName=name, nodegroupName=ng["name"], updateConfig={"maxUnavailable": 1})
+    iam_config = config.get("iam") or {}
+    issuer = ((cluster.get("identity") or {}).get("oidc") or {}).get("issuer", "")
+    if iam_config.get("withOIDC") and issuer:
+        iam.create_open_id_connect_provider(
+            Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"]
+        )
+    for sa in iam_config.get("serviceAccounts") or []:
+        if not iam_config.get("withOIDC"):
+            raise SimError("iam.withOIDC must be enabled to create iam.serviceAccounts")
+        meta_sa = sa["metadata"]
+        host = issuer.split("://", 1)[-1]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{host}"},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{host}:sub": f"system:serviceaccount:{meta_sa['namespace']}:{meta_sa['name']}",
+                            f"{host}:aud": "sts.amazonaws.com",
+                        }
+                    },
+                }
+            ],
+        }
+        role = _irsa_role(name, sa)
+        iam.create_role(
+            RoleName=role,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Tags=[{"Key": "alpha.eksctl.io/cluster-name", "Value": name}],
+        )
+        if sa.get("attachPolicy"):
+            iam.put_role_policy(RoleName=role, PolicyName="Policy1", PolicyDocument=json.dumps(sa["attachPolicy"]))
+    print(f'[✔]  EKS cluster "{name}" in "{region}" region is ready', file=sys.stderr)
+
+
+def cmd_scale_nodegroup(args: argparse.Namespace) -> None:
+    eks, _ = clients(region_of(args))
+    describe(eks, args.cluster)
+    current = eks.describe_nodegroup(clusterName=args.cluster, nodegroupName=args.name)["nodegroup"]["scalingConfig"]
+    wanted = {
+        "minSize": current["minSize"] if args.nodes_min < 0 else args.nodes_min,
+        "desiredSize": args.nodes,
+        "maxSize": current["maxSize"] if args.nodes_max < 0 else args.nodes_max,
+    }
+    if not wanted["minSize"] <= wanted["desiredSize"] <= wanted["maxSize"]:
+        raise SimError(
+            f"the number of nodes must be within range of min nodes and max nodes "
+            f"({wanted['minSize']} <= {wanted['desiredSize']} <= {wanted['maxSize']} does not hold)"
+        )
+    eks.update_nodegroup_config(clusterName=args.cluster, nodegroupName=args.name, scalingConfig=wanted)
+    print(f'[ℹ]  nodegroup "{args.name}" has been scaled', file=sys.stderr)
+
+
+def cmd_delete_cluster(args: argparse.Namespace) -> None:
+    eks, iam = clients(region_of(args))
+    cluster = describe(eks, args.name)
+    for ng in eks.list_nodegroups(clusterName=args.name)["nodegroups"]:
+        eks.delete_nodegroup(clusterName=args.name, nodegroupName=ng)
+    prefix = f"eksctl-{args.name}-addon-iamserviceaccount-"
+    for role in iam.list_roles()["Roles"]:
+        tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
+        if role["RoleName"].startswith(prefix) or tags.get("alpha.eksctl.io/cluster-name") == args.name:
+            for policy in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+                iam.delete_role_policy(RoleName=role["RoleName"], PolicyName=policy)
+            iam.delete_role(RoleName=role["RoleName"])
+    issuer = ((cluster.get("identity") or {}).get("oidc") or {}).get("issuer", "")
+    host = issuer.split("://", 1)[-1]
+    for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+        if host and provider["Arn"].endswith(f"oidc-provider/{host}"):
+            iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider["Arn"])
+    eks.delete_cluster(name=args.name)
+    print(f'[✔]  all cluster resources were deleted ("{args.name}")', file=sys.stderr)
+
+
+def cmd_write_kubeconfig(args: argparse.Namespace) -> None:
+    region = region_of(args)
+    eks, _ = clients(region)
+    describe(eks, args.cluster)
+    state = Path(os.environ.get("TRITONFIL_LOCAL_STATE") or Path.home() / ".cache" / "tritonfil" / "local")
+    endpoints = state / "endpoints.json"
+    if not endpoints.exists():
+        raise SimError(f"no local environment: {endpoints} does not exist (run `tritonfil local up`)")
+    source = yaml.safe_load(Path(json.loads(endpoints.read_text())["kubeconfig"]).read_text())
+    full = f"{args.cluster}.{region}.eksctl.io"
+    context = f"eksctl@{full}"
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{"name": full, "cluster": source["clusters"][0]["cluster"]}],
+        "users": [{"name": context, "user": source["users"][0]["user"]}],
+        "contexts": [{"name": context, "context": {"cluster": full, "user": context}}],
+        "current-context": context,
+    }
+    path = Path(os.path.expanduser(args.kubeconfig))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(kubeconfig, f, sort_keys=False)
+    print(f'[✔]  saved kubeconfig as "{path}"', file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="eksctl", description=__doc__.splitlines()[0])
+    verbs = top.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("version").set_defaults(func=lambda _a: print(SIM_VERSION))
+
+    def sub(verb: str, noun: str, func: Any) -> argparse.ArgumentParser:
+        group = verbs.choices.get(verb) or verbs.add_parser(verb)
+        if not hasattr(group, "_nouns"):
+            group._nouns = group.add_subparsers(dest="noun", required=True)  # type: ignore[attr-defined]
+        p = group._nouns.add_parser(noun)  # type: ignore[attr-defined]
+        p.add_argument("--region", "-r")
+        p.add_argument("--timeout")
+        p.add_argument("--verbose", "-v")
+        p.set_defaults(func=func)
+        return p
+
+    p = sub("get", "cluster", cmd_get_cluster)
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--output", "-o", choices=["json"], required=True)
+    p = sub("get", "nodegroup", cmd_get_nodegroup)
+    p.add_argument("--cluster", "-c", required=True)
+    p.add_argument("--name", "-n")
+    p.add_argument("--output", "-o", choices=["json"], required=True)
+    p = sub("create", "cluster", cmd_create_cluster)
+    p.add_argument("--config-file", "-f", required=True)
+    p.add_argument("--write-kubeconfig", choices=["false"], required=True)
+    p = sub("scale", "nodegroup", cmd_scale_nodegroup)
+    p.add_argument("--cluster", "-c", required=True)
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--nodes", "-N", type=int, required=True)
+    p.add_argument("--nodes-min", "-m", type=int, default=-1)
+    p.add_argument("--nodes-max", "-M", type=int, default=-1)
+    p.add_argument("--wait", "-w", action="store_true")
+    p = sub("delete", "cluster", cmd_delete_cluster)
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--wait", "-w", action="store_true")
+    p = sub("utils", "write-kubeconfig", cmd_write_kubeconfig)
+    p.add_argument("--cluster", "-c", required=True)
+    p.add_argument("--kubeconfig", required=True)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SimError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

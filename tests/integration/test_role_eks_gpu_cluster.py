@@ -1,0 +1,366 @@
+"""Role tritonfil.eks.eks_gpu_cluster through ansible-playbook against moto + the local kwok cluster.
+
+eksctl is scripts/eksctl-sim (real eksctl cannot create clusters against moto), backed by moto's EKS and
+IAM APIs; its write-kubeconfig writes the kwok cluster's kubeconfig, whose 2 simulated g4dn.12xlarge
+nodes carry eks.amazonaws.com/nodegroup=gpu and allocatable nvidia.com/gpu. One module-scoped
+environment; the lifecycle scenario runs in order (plan -> create -> idempotent -> scale -> refused
+version change -> GPU check failure -> delete -> delete again) and each test asserts on one step.
+AWS_ENDPOINT_URL is not set for the playbooks: only the role's endpoint variable leads to moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tritonfil.localenv.env import LocalEnv
+from tritonfil.localenv.nodes import gpu_node
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+REGION = "us-east-1"
+FAKE_KEY_ID = "AKIATRITONFILFAKE0002"
+FAKE_SECRET = "tritonfil-fake-secret-eks-4Hq8"
+CLUSTER = "tritonfil-it"
+CLUSTER_TASK = "Ensure the EKS cluster and its GPU node group (eksctl)"
+GPU_TASK = "Check every node exposes allocatable nvidia.com/gpu"
+NO_GPU_NODE = "ip-192-168-9-99.ec2.internal"
+
+PLAY = """---
+- name: Role under test
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  roles:
+    - role: tritonfil.eks.eks_gpu_cluster
+"""
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    recap: dict[str, int]
+    tasks: list[tuple[str, dict]]
+    seconds: float
+
+    @classmethod
+    def parse(cls, proc: subprocess.CompletedProcess[str], seconds: float) -> Run:
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            data = {}
+        tasks = [
+            (t["task"]["name"].split(" : ", 1)[-1], t["hosts"].get("localhost", {}))
+            for p in data.get("plays", [])
+            for t in p["tasks"]
+        ]
+        return cls(proc.returncode, proc.stdout + proc.stderr, data.get("stats", {}).get("localhost", {}), tasks,
+                   seconds)  # fmt: skip
+
+    def result(self, name: str) -> dict:
+        found = [r for n, r in self.tasks if n == name]
+        assert found, f"no task {name!r} in {[n for n, _ in self.tasks]}"
+        return found[-1]
+
+    def ran(self, name: str) -> bool:
+        return any(n == name and not r.get("skipped") for n, r in self.tasks)
+
+    @property
+    def failure(self) -> str:
+        return " | ".join(r.get("msg", "") for _, r in self.tasks if r.get("failed"))
+
+    def tail(self) -> str:
+        return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
+
+
+@dataclass
+class Env:
+    local: LocalEnv
+    endpoint: str
+    work: Path
+    count: int = 0
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET)  # fmt: skip
+
+    def variables(self, **extra: Any) -> dict[str, Any]:
+        """What inventory/local sets for the role (plus a per-test kubeconfig path)."""
+        return {
+            "eks_gpu_cluster_name": CLUSTER,
+            "eks_gpu_cluster_region": REGION,
+            "eks_gpu_cluster_kubernetes_version": "1.36",
+            "eks_gpu_cluster_instance_type": "g4dn.12xlarge",
+            "eks_gpu_cluster_nodes_min": 2,
+            "eks_gpu_cluster_nodes_desired": 2,
+            "eks_gpu_cluster_nodes_max": 4,
+            "eks_gpu_cluster_model_bucket": "tritonfil-it-models",
+            "eks_gpu_cluster_model_prefix": "models",
+            "eks_gpu_cluster_kubeconfig": str(self.work / "kube" / "config"),
+            "eks_gpu_cluster_eksctl_path": str(ROOT / "scripts" / "eksctl-sim"),
+            "eks_gpu_cluster_endpoint_url": self.endpoint,
+            **extra,
+        }
+
+    def run(self, variables: dict[str, Any], *args: str) -> Run:
+        self.count += 1
+        work = self.work / f"run{self.count}"
+        work.mkdir()
+        (work / "play.yml").write_text(PLAY)
+        (work / "vars.json").write_text(json.dumps(variables))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
+            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
+            AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+            AWS_REGION=REGION,
+            AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
+            AWS_CONFIG_FILE="/nonexistent/config",
+            AWS_EC2_METADATA_DISABLED="true",
+            TRITONFIL_LOCAL_STATE=str(self.local.state),
+        )
+        start = time.monotonic()
+        proc = subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
+             "-e", f"@{work / 'vars.json'}", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        run = Run.parse(proc, time.monotonic() - start)
+        assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
+        return run
+
+    def clusters(self) -> list[str]:
+        return self.client("eks").list_clusters()["clusters"]
+
+    def scaling(self) -> dict[str, int]:
+        return self.client("eks").describe_nodegroup(clusterName=CLUSTER, nodegroupName="gpu")["nodegroup"][
+            "scalingConfig"
+        ]
+
+
+def assert_ok(run: Run) -> None:
+    assert run.rc == 0 and run.recap.get("failures") == 0, run.tail()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, isolated: bool) -> Iterator[Env]:
+    local = LocalEnv(state_dir=tmp_path_factory.mktemp("eks-env"), nodes=2)
+    endpoint = local.up(components=("moto", "cluster"))["aws_endpoint_url"]
+    try:
+        yield Env(local, endpoint, tmp_path_factory.mktemp("eks-runs"))
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="module")
+def scenario(env: Env) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    variables = env.variables()
+    out["plan"] = env.run(variables, "--check", "--diff")
+    out["clusters_after_plan"] = env.clusters()
+    out["kubeconfig_after_plan"] = Path(variables["eks_gpu_cluster_kubeconfig"]).exists()
+    out["first"] = env.run(variables)
+    out["clusters_first"] = env.clusters()
+    out["scaling_first"] = env.scaling()
+    iam = env.client("iam")
+    role = f"eksctl-{CLUSTER}-addon-iamserviceaccount-triton-triton"
+    out["irsa_policy"] = iam.get_role_policy(RoleName=role, PolicyName="Policy1")["PolicyDocument"]
+    out["irsa_trust"] = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    kubeconfig = Path(variables["eks_gpu_cluster_kubeconfig"])
+    out["kubeconfig_mode"] = stat.S_IMODE(kubeconfig.stat().st_mode)
+    out["second"] = env.run(variables)
+    out["scale_plan"] = env.run({**variables, "eks_gpu_cluster_nodes_desired": 3}, "--check", "--diff")
+    out["scaling_after_scale_plan"] = env.scaling()
+    out["scale"] = env.run({**variables, "eks_gpu_cluster_nodes_desired": 3})
+    out["scaling_scaled"] = env.scaling()
+    out["version"] = env.run(
+        {**variables, "eks_gpu_cluster_nodes_desired": 3, "eks_gpu_cluster_kubernetes_version": "1.35"}
+    )
+    # A node of the GPU node group without GPUs (as when the NVIDIA device plugin is missing).
+    node = copy.deepcopy(gpu_node(99, CLUSTER, REGION))
+    node["metadata"]["name"] = NO_GPU_NODE
+    node["metadata"]["labels"]["kubernetes.io/hostname"] = NO_GPU_NODE
+    for key in ("capacity", "allocatable"):
+        node["status"][key].pop("nvidia.com/gpu")
+    env.local.kubectl("apply", "-f", "-", input_text=json.dumps(node))
+    out["no_gpu"] = env.run({**variables, "eks_gpu_cluster_nodes_desired": 3})
+    env.local.kubectl("delete", "node", NO_GPU_NODE)
+    out["absent"] = env.run({**variables, "eks_gpu_cluster_state": "absent"})
+    out["clusters_absent"] = env.clusters()
+    out["roles_absent"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if CLUSTER in r["RoleName"]]
+    out["absent_again"] = env.run({**variables, "eks_gpu_cluster_state": "absent"})
+    print(f"eks_gpu_cluster role: first run {out['first'].seconds:.1f}s, second run {out['second'].seconds:.1f}s")
+    return out
+
+
+def test_check_mode_plans_the_cluster_without_creating_it(scenario, env):
+    run = scenario["plan"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["changed"] and result["actions"] == [
+        f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu",
+        f"write kubeconfig {env.work / 'kube' / 'config'}",
+    ]
+    assert result["diff"]["before"] == {}
+    assert result["diff"]["after"] == {
+        "name": CLUSTER,
+        "version": "1.36",
+        "nodegroups": {"gpu": {"instance_type": "g4dn.12xlarge", "min_size": 2, "desired_capacity": 2, "max_size": 4}},
+    }
+    assert result["commands"] == []
+    assert not run.ran(GPU_TASK)  # nothing to check yet
+    assert scenario["clusters_after_plan"] == []
+    assert scenario["kubeconfig_after_plan"] is False
+
+
+def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
+    run = scenario["first"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    sim = str(ROOT / "scripts" / "eksctl-sim")
+    assert [c[:3] for c in result["commands"]] == [[sim, "create", "cluster"]]
+    assert result["actions"][0] == f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu"
+    assert result["actions"][1] == f"write kubeconfig {env.work / 'kube' / 'config'}"
+    assert result["cluster"]["Name"] == CLUSTER and result["cluster"]["Version"] == "1.36"
+    assert result["cluster"]["Status"] == "ACTIVE"
+    [ng] = result["nodegroups"]
+    assert (ng["Name"], ng["InstanceType"], ng["ImageID"], ng["Type"]) == (
+        "gpu", "g4dn.12xlarge", "AL2023_x86_64_NVIDIA", "managed"
+    )  # fmt: skip
+    assert scenario["clusters_first"] == [CLUSTER]
+    assert scenario["scaling_first"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
+    assert scenario["kubeconfig_mode"] == 0o600
+    config = result["config"]
+    assert config["iam"]["withOIDC"] is True
+    assert config["managedNodeGroups"][0]["ssh"] == {"allow": False}
+    assert config["managedNodeGroups"][0]["amiFamily"] == "AmazonLinux2023"
+    assert config["managedNodeGroups"][0]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+    ]
+    assert scenario["irsa_policy"]["Statement"] == [
+        {"Sid": "ReadModels", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": ["arn:aws:s3:::tritonfil-it-models/models/*"]},
+        {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::tritonfil-it-models"],
+         "Condition": {"StringLike": {"s3:prefix": ["models", "models/*"]}}},
+    ]  # fmt: skip
+    condition = scenario["irsa_trust"]["Statement"][0]["Condition"]["StringEquals"]
+    assert "system:serviceaccount:triton:triton" in condition.values()
+    assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
+    facts = run.result("Set the kubeconfig path")["ansible_facts"]
+    assert facts["eks_gpu_cluster_kubeconfig_path"] == str(env.work / "kube" / "config")
+
+
+def test_second_run_changes_nothing(scenario):
+    run = scenario["second"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, run.tail()
+    assert run.result(CLUSTER_TASK)["commands"] == []
+    assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
+
+
+def test_check_mode_plans_the_scale_without_doing_it(scenario):
+    run = scenario["scale_plan"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["actions"] == ["scale node group gpu to min 2, desired 3, max 4"]
+    assert result["diff"]["before"]["nodegroups"]["gpu"]["desired_capacity"] == 2
+    assert result["diff"]["after"]["nodegroups"]["gpu"]["desired_capacity"] == 3
+    assert scenario["scaling_after_scale_plan"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
+    assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"  # read-only: runs in check mode too
+
+
+def test_size_change_scales_only_the_nodegroup(scenario):
+    run = scenario["scale"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["commands"] == [
+        [str(ROOT / "scripts" / "eksctl-sim"), "scale", "nodegroup", "--cluster", CLUSTER, "--name", "gpu",
+         "--region", REGION, "--nodes", "3", "--nodes-min", "2", "--nodes-max", "4", "--wait", "--timeout", "2400s"]
+    ]  # fmt: skip
+    assert result["actions"] == ["scale node group gpu to min 2, desired 3, max 4"]
+    assert scenario["scaling_scaled"] == {"minSize": 2, "desiredSize": 3, "maxSize": 4}
+
+
+def test_version_change_is_refused(scenario):
+    run = scenario["version"]
+    assert run.rc != 0
+    assert run.result(CLUSTER_TASK)["msg"] == (
+        f"Cannot modify version of existing cluster {CLUSTER} (it is 1.36, asked for 1.35): "
+        "upgrade it with `eksctl upgrade cluster`"
+    )
+
+
+def test_nodes_without_gpu_fail_the_check_naming_them(scenario):
+    run = scenario["no_gpu"]
+    assert run.rc != 0
+    assert run.result(CLUSTER_TASK)["changed"] is False
+    assert run.result(GPU_TASK)["msg"] == (
+        f"cluster {CLUSTER}: nodes without allocatable nvidia.com/gpu: {NO_GPU_NODE} "
+        "(is the NVIDIA device plugin running? eksctl installs it for GPU node groups)"
+    )
+
+
+def test_absent_deletes_then_is_a_noop(scenario):
+    run = scenario["absent"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    assert run.result(CLUSTER_TASK)["commands"] == [
+        [str(ROOT / "scripts" / "eksctl-sim"), "delete", "cluster", "--name", CLUSTER, "--region", REGION,
+         "--wait", "--timeout", "2400s"]
+    ]  # fmt: skip
+    assert not run.ran(GPU_TASK)
+    assert scenario["clusters_absent"] == [] and scenario["roles_absent"] == []
+    again = scenario["absent_again"]
+    assert_ok(again)
+    assert again.recap["changed"] == 0, again.tail()
+    assert again.result(CLUSTER_TASK)["commands"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "task", "message"),
+    [
+        (
+            {"eks_gpu_cluster_nodes_min": 3, "eks_gpu_cluster_nodes_desired": 3, "eks_gpu_cluster_nodes_max": 2},
+            "Check the node group bounds",
+            "eks_gpu_cluster_nodes_min/desired/max 3/3/2: need 0 <= min <= desired <= max",
+        ),
+        (
+            {"eks_gpu_cluster_instance_type": "m5.xlarge"},
+            "Check the instance type is a GPU instance",
+            "eks_gpu_cluster_instance_type: 'm5.xlarge' is not an NVIDIA GPU instance type",
+        ),
+    ],
+    ids=["min-above-max", "not-a-gpu-type"],
+)
+def test_invalid_input_fails_in_preflight_before_anything_is_created(env, scenario, extra, task, message):
+    run = env.run(env.variables(eks_gpu_cluster_name="tritonfil-it-invalid", **extra))
+    assert run.rc != 0
+    assert run.result(task)["msg"].startswith(message), run.tail()
+    assert not run.ran(CLUSTER_TASK)
+    assert "tritonfil-it-invalid" not in env.clusters()
