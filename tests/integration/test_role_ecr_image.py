@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.playbook_run import Run
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.images import build_oci_image
 
@@ -48,53 +48,6 @@ PLAY = """---
   roles:
     - role: tritonfil.eks.ecr_image
 """
-
-
-@dataclass
-class Run:
-    """One ansible-playbook run, read from the ansible.posix.json stdout callback."""
-
-    rc: int
-    output: str  # stdout (the JSON document) + stderr: everything the run printed
-    recap: dict[str, int]
-    tasks: list[tuple[str, dict]]
-
-    @classmethod
-    def parse(cls, proc: subprocess.CompletedProcess[str]) -> Run:
-        try:
-            data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            data = {}
-        # Task names without the "tritonfil.eks.ecr_image : " prefix.
-        tasks = [
-            (t["task"]["name"].split(" : ", 1)[-1], t["hosts"].get("localhost", {}))
-            for p in data.get("plays", [])
-            for t in p["tasks"]
-        ]
-        return cls(proc.returncode, proc.stdout + proc.stderr, data.get("stats", {}).get("localhost", {}), tasks)
-
-    def result(self, name: str) -> dict:
-        found = [r for n, r in self.tasks if n == name]
-        assert found, f"no task {name!r} in {[n for n, _ in self.tasks]}"
-        return found[-1]
-
-    def ran(self, name: str) -> bool:
-        return any(n == name and not r.get("skipped") for n, r in self.tasks)
-
-    @property
-    def failure(self) -> str:
-        failed = [r.get("msg", "") for _, r in self.tasks if r.get("failed")]
-        return failed[-1] if failed else ""
-
-    @property
-    def facts(self) -> dict:
-        out: dict = {}
-        for _, r in self.tasks:
-            out.update(r.get("ansible_facts", {}))
-        return out
-
-    def tail(self) -> str:
-        return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
 
 
 def skopeo_digest(ref: str, *flags: str) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.integration.playbook_run import Run
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.nodes import gpu_node
 
@@ -50,44 +51,6 @@ PLAY = """---
   roles:
     - role: tritonfil.eks.eks_gpu_cluster
 """
-
-
-@dataclass
-class Run:
-    rc: int
-    output: str
-    recap: dict[str, int]
-    tasks: list[tuple[str, dict]]
-    seconds: float
-
-    @classmethod
-    def parse(cls, proc: subprocess.CompletedProcess[str], seconds: float) -> Run:
-        try:
-            data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            data = {}
-        tasks = [
-            (t["task"]["name"].split(" : ", 1)[-1], t["hosts"].get("localhost", {}))
-            for p in data.get("plays", [])
-            for t in p["tasks"]
-        ]
-        return cls(proc.returncode, proc.stdout + proc.stderr, data.get("stats", {}).get("localhost", {}), tasks,
-                   seconds)  # fmt: skip
-
-    def result(self, name: str) -> dict:
-        found = [r for n, r in self.tasks if n == name]
-        assert found, f"no task {name!r} in {[n for n, _ in self.tasks]}"
-        return found[-1]
-
-    def ran(self, name: str) -> bool:
-        return any(n == name and not r.get("skipped") for n, r in self.tasks)
-
-    @property
-    def failure(self) -> str:
-        return " | ".join(r.get("msg", "") for _, r in self.tasks if r.get("failed"))
-
-    def tail(self) -> str:
-        return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
 
 
 @dataclass

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.playbook_run import Run as PlaybookRun
 from tritonfil.localenv.env import LocalEnv
 
 pytestmark = pytest.mark.integration
@@ -54,59 +54,6 @@ PLAY = """---
 """
 
 
-@dataclass
-class Run:
-    """One ansible-playbook run, read from the ansible.posix.json stdout callback."""
-
-    rc: int
-    output: str  # stdout (the JSON document) + stderr: everything the run printed
-    recap: dict[str, int]
-    tasks: list[tuple[str, dict]]
-
-    @classmethod
-    def parse(cls, proc: subprocess.CompletedProcess[str]) -> Run:
-        try:
-            data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            data = {}
-        # Task names without the "tritonfil.eks.s3_models : " prefix.
-        tasks = [
-            (t["task"]["name"].split(" : ", 1)[-1], t["hosts"].get("localhost", {}))
-            for p in data.get("plays", [])
-            for t in p["tasks"]
-        ]
-        recap = data.get("stats", {}).get("localhost", {})
-        return cls(proc.returncode, proc.stdout + proc.stderr, recap, tasks)
-
-    def result(self, name: str) -> dict:
-        found = [r for n, r in self.tasks if n == name]
-        assert found, f"no task {name!r} in {[n for n, _ in self.tasks]}"
-        return found[-1]
-
-    def ran(self, name: str) -> bool:
-        return any(n == name and not r.get("skipped") for n, r in self.tasks)
-
-    @property
-    def failure(self) -> str:
-        return " | ".join(
-            r.get("msg", "") for _, r in self.tasks if r.get("failed") and not r.get("_ansible_ignore_errors")
-        )
-
-    @property
-    def facts(self) -> dict:
-        out: dict = {}
-        for _, r in self.tasks:
-            out.update(r.get("ansible_facts", {}))
-        return out
-
-    @property
-    def sync(self) -> dict:
-        return self.facts["s3_models_sync"]
-
-    def tail(self) -> str:
-        return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
-
-
 def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
     env.update(
@@ -126,6 +73,13 @@ def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
     for name in drop:
         env.pop(name, None)
     return env
+
+
+class Run(PlaybookRun):
+    @property
+    def sync(self) -> dict:
+        """The counts s3_models reports (uploaded/skipped/deleted)."""
+        return self.facts["s3_models_sync"]
 
 
 class Runner:
