@@ -27,8 +27,9 @@ if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
 ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl)
 # Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
 REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl)
-# Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci iproute2)
+# Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
+# buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine.
+DEBIAN_PACKAGES=(docker-registry skopeo umoci buildah iproute2)
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=("${ALL[@]}")
 

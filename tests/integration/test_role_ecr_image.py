@@ -240,3 +240,42 @@ def test_partial_credentials_fail_in_preflight_naming_what_is_missing(local, ecr
     assert "Not set in the environment: AWS_SECRET_ACCESS_KEY, AWS_PROFILE." in msg
     assert not run.ran("Look up the ECR repository")
     assert repository(ecr, "tritonserver-nocreds") is None
+
+
+# -- the build alternative (ecr_image_build_context): buildah, FROM scratch (no network needed) -----
+
+
+@pytest.fixture(scope="module")
+def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    context = tmp_path_factory.mktemp("build-context")
+    (context / "ops").mkdir()
+    (context / "model.txt").write_text("tritonfil build test\n")
+    (context / "ops" / "Dockerfile").write_text("FROM scratch\nARG NOTE=none\nCOPY model.txt /model.txt\n")
+    return context
+
+
+def test_build_then_push_then_rerun_pushes_nothing(local, build_context, tmp_path, secrets):
+    variables = role_vars(
+        local,
+        "tritonserver-built",
+        ecr_image_build_context=str(build_context),
+        ecr_image_build_args={"NOTE": "tritonfil"},
+        ecr_image_build_output=str(tmp_path / "layout"),
+    )
+    first = run_role(local, variables)
+    assert_ok(first, secrets)
+    assert first.ran("Build the image") and first.ran(COPY_TASK), first.tail()
+    built = skopeo_digest(f"oci:{tmp_path / 'layout'}:{TAG}").stdout.strip()
+    assert first.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver-built@{built}"
+    # buildah --timestamp 0: the same context builds the same digest, so nothing is pushed again.
+    second = run_role(local, variables)
+    assert_ok(second, secrets)
+    assert second.recap["changed"] == 0, second.tail()
+    assert not second.ran(COPY_TASK)
+    assert second.facts["ecr_image_uri"] == first.facts["ecr_image_uri"]
+
+
+def test_build_without_the_build_file_fails_naming_it(local, tmp_path, secrets):
+    run = run_role(local, role_vars(local, "tritonserver-nofile", ecr_image_build_context=str(tmp_path)))
+    assert run.rc != 0
+    assert run.failure == f"ecr_image_build_file: ops/Dockerfile not found in ecr_image_build_context {tmp_path}"
