@@ -63,7 +63,9 @@ def cmd_local(args: argparse.Namespace) -> int:
         return 0 if all(h["ok"] for h in health.values()) else 1
     if args.action == "down":
         stopped = env.down()
-        if netns.is_root() and netns.netns_exists(localenv.NETNS):
+        # Remove the named namespace only from inside it (where `down` re-ran itself): a `down` in
+        # another namespace (a test's, say) must never touch the user's environment.
+        if netns.is_root() and netns.current_netns_is(localenv.NETNS):
             netns.delete_netns(localenv.NETNS)
             stopped.append(f"netns {localenv.NETNS}")
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

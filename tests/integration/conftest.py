@@ -6,7 +6,6 @@ environment started here and every client in the tests can only reach 127.0.0.1.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -30,11 +29,16 @@ def isolated() -> bool:
 def local_env(tmp_path_factory: pytest.TempPathFactory, isolated: bool) -> Iterator[LocalEnv]:
     env = LocalEnv(state_dir=tmp_path_factory.mktemp("local-env"), nodes=2)
     env.up()
-    saved = dict(os.environ)
-    os.environ.update(env.environ())
     try:
         yield env
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         env.down()
+
+
+@pytest.fixture
+def local_environ(local_env: LocalEnv, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The session environment's variables (KUBECONFIG, AWS endpoint, fake keys) for one test only."""
+    variables = local_env.environ()
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables

@@ -134,7 +134,7 @@ def test_gpu_deployment_schedules_and_hpa_scales_out_and_in(local_env: LocalEnv)
     local_env.kubectl("delete", "hpa/gpu-app", "deployment/gpu-app")
 
 
-def test_moto_serves_s3_ecr_eks_sts_iam(local_env: LocalEnv):
+def test_moto_serves_s3_ecr_eks_sts_iam(local_env: LocalEnv, local_environ):
     ep = local_env.endpoints()["aws_endpoint_url"]
     s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1")
     s3.create_bucket(Bucket="probe-bucket")
@@ -149,7 +149,7 @@ def test_moto_serves_s3_ecr_eks_sts_iam(local_env: LocalEnv):
     assert "clusters" in boto3.client("eks", endpoint_url=ep, region_name="us-east-1").list_clusters()
 
 
-def test_aws_cli_style_endpoint_env_reaches_moto(local_env: LocalEnv):
+def test_aws_cli_style_endpoint_env_reaches_moto(local_env: LocalEnv, local_environ):
     """Clients that only read AWS_ENDPOINT_URL (as `aws --endpoint-url` users do) reach moto."""
     s3 = boto3.client("s3")  # endpoint, region and fake keys all from the environment
     assert s3.meta.endpoint_url == local_env.endpoints()["aws_endpoint_url"]

@@ -85,8 +85,11 @@ def files_containing(root: Path, needle: str) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def venv_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ansible-runner finds ansible-playbook on this process's PATH."""
+    """ansible-runner finds ansible-playbook on this process's PATH and passes the whole process
+    environment on: keep AWS variables out of it so each test decides where credentials come from."""
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    for name in [n for n in os.environ if n.startswith("AWS_") and n != "AWS_CA_BUNDLE"]:
+        monkeypatch.delenv(name)
 
 
 def test_role_run_leaves_no_secret_in_artifacts(tmp_path, moto):
