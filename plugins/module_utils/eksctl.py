@@ -234,6 +234,8 @@ def render_cluster_config(
                 "metadata": {"name": sa["name"], "namespace": sa["namespace"]},
                 "attachPolicy": sa["attach_policy"],
                 **({"roleName": sa["role_name"]} if sa.get("role_name") else {}),
+                # role_only: eksctl creates the IAM role but no ServiceAccount (a Helm chart owns it).
+                **({"roleOnly": True} if sa.get("role_only") else {}),
             }
             for sa in service_accounts
         ]

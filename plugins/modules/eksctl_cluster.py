@@ -98,7 +98,9 @@ options:
     default: true
   service_accounts:
     description:
-      - IAM roles for service accounts (IRSA), each C(namespace), C(name) and C(attach_policy) (an IAM policy document).
+      - IAM roles for service accounts (IRSA), each C(namespace), C(name) and C(attach_policy) (an IAM policy document);
+        optional C(role_name) (the IAM role name) and C(role_only) (create only the IAM role, not the ServiceAccount,
+        when something else such as a Helm chart owns the ServiceAccount).
     type: list
     elements: dict
     default: []

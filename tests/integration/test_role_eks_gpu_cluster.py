@@ -147,7 +147,7 @@ def scenario(env: Env) -> dict[str, Any]:
     out["clusters_first"] = env.clusters()
     out["scaling_first"] = env.scaling()
     iam = env.client("iam")
-    role = f"eksctl-{CLUSTER}-addon-iamserviceaccount-triton-triton"
+    role = f"tritonfil-{CLUSTER}-triton-triton"  # role_only + role_name: the chart owns the ServiceAccount
     out["irsa_policy"] = iam.get_role_policy(RoleName=role, PolicyName="Policy1")["PolicyDocument"]
     out["irsa_trust"] = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     kubeconfig = Path(variables["eks_gpu_cluster_kubeconfig"])
@@ -233,8 +233,12 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     condition = scenario["irsa_trust"]["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:triton:triton" in condition.values()
     assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
-    facts = run.result("Set the kubeconfig path")["ansible_facts"]
+    facts = run.result("Set the kubeconfig path and the Triton IRSA role")["ansible_facts"]
     assert facts["eks_gpu_cluster_kubeconfig_path"] == str(env.work / "kube" / "config")
+    # eksctl makes the IAM role only (the chart owns the ServiceAccount), under a known name.
+    sa = config["iam"]["serviceAccounts"][0]
+    assert sa["roleOnly"] is True and sa["roleName"] == f"tritonfil-{CLUSTER}-triton-triton"
+    assert facts["eks_gpu_cluster_triton_role_arn"].endswith(f":role/tritonfil-{CLUSTER}-triton-triton")
 
 
 def test_second_run_changes_nothing(scenario):
