@@ -243,7 +243,8 @@ def test_hpa_scales_out_and_in_with_simulated_cpu(env: Env, installed: dict[str,
     # so the scale-out time below includes that rollout and the metrics warm-up.
     # 1900m of a 2-CPU request is 95% against the 60% target.
     set_usage("1900m")
-    scale_out = wait_until("scale out to >= 3 ready replicas", lambda: min(replicas()) >= 3, 300)  # ~95 s on an idle machine; generous for a loaded CI box
+    # ~95 s on an idle machine; the bound is generous for a loaded CI box (no timing is asserted).
+    scale_out = wait_until("scale out to >= 3 ready replicas", lambda: min(replicas()) >= 3, 300)
     set_usage("100m")  # 5%
     scale_in = wait_until("scale in to 1 replica", lambda: replicas() == (1, 1), 300)
     print(f"HPA scale out 1->3+: {scale_out:.0f}s, scale in ->1: {scale_in:.0f}s")
