@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+ROLE_PLAY = """---
+- name: Role under test
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  roles:
+    - role: tritonfil.eks.ROLE
+"""
 
 
 @dataclass
@@ -54,3 +73,38 @@ class Run:
 
     def tail(self) -> str:
         return f"rc={self.rc} recap={self.recap} failure={self.failure}\n{self.output[-3000:]}"
+
+
+def run_role(
+    role: str,
+    work: Path,
+    variables: dict,
+    env: dict[str, str],
+    *args: str,
+    path: Sequence[str] = (),
+    parse: type[Run] = Run,
+) -> Run:
+    """Run tritonfil.eks.ROLE alone on localhost with VARIABLES (an extra-vars file) in WORK.
+
+    ENV is the caller's base environment (which AWS or KUBECONFIG variables it holds is the test's
+    choice); the Ansible settings, the venv (and PATH entries) are added here. The JSON callback
+    output is parsed into PARSE.
+    """
+    work.mkdir(parents=True)
+    (work / "play.yml").write_text(ROLE_PLAY.replace("ROLE", role))
+    (work / "vars.json").write_text(json.dumps(variables))
+    full = {
+        **env,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+        "PATH": os.pathsep.join([str(VENV_BIN), *path, env.get("PATH", "")]),
+    }
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
+         "-e", f"@{work / 'vars.json'}", *args],
+        cwd=ROOT, env=full, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return parse.parse(proc, time.monotonic() - start)

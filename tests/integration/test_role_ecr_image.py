@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.playbook_run import Run
+from tests.integration.playbook_run import run_role as run_playbook_role
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.images import build_oci_image
 
@@ -37,17 +38,6 @@ FAKE_SECRET = "tritonfil-fake-secret-Hn4pR8sLm2"
 TAG = "26.02-py3"
 COPY_TASK = "Copy the image to the registry"
 REPOSITORY_TASK = "Ensure the ECR repository (scan on push, tag mutability, lifecycle policy, encryption)"
-
-PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.ecr_image
-"""
 
 
 def skopeo_digest(ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -105,16 +95,8 @@ def role_vars(local: dict[str, Any], repository: str, **extra: object) -> dict:
 def run_role(local: dict[str, Any], variables: dict, *args: str, drop: tuple[str, ...] = ()) -> Run:
     local["runs"].mkdir(exist_ok=True)
     work = Path(os.path.realpath(local["runs"])) / f"run{len(list(local['runs'].iterdir())) + 1}"
-    work.mkdir()
-    (work / "play.yml").write_text(PLAY)
-    (work / "vars.json").write_text(json.dumps(variables))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
     env.update(
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
         AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
         AWS_REGION=REGION,
@@ -125,12 +107,7 @@ def run_role(local: dict[str, Any], variables: dict, *args: str, drop: tuple[str
     )
     for name in drop:
         env.pop(name)
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
-         "-e", f"@{work / 'vars.json'}", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    run = Run.parse(proc)
+    run = run_playbook_role("ecr_image", work, variables, env, *args)
     assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
     return run
 

@@ -14,9 +14,7 @@ import copy
 import json
 import os
 import stat
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.playbook_run import Run
+from tests.integration.playbook_run import Run, run_role
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.nodes import gpu_node
 
@@ -40,17 +38,6 @@ CLUSTER = "tritonfil-it"
 CLUSTER_TASK = "Ensure the EKS cluster and its GPU node group (eksctl)"
 GPU_TASK = "Check every node exposes allocatable nvidia.com/gpu"
 NO_GPU_NODE = "ip-192-168-9-99.ec2.internal"
-
-PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.eks_gpu_cluster
-"""
 
 
 @dataclass
@@ -85,16 +72,8 @@ class Env:
     def run(self, variables: dict[str, Any], *args: str) -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
-        work.mkdir()
-        (work / "play.yml").write_text(PLAY)
-        (work / "vars.json").write_text(json.dumps(variables))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
-            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
             AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
             AWS_REGION=REGION,
@@ -103,13 +82,7 @@ class Env:
             AWS_EC2_METADATA_DISABLED="true",
             TRITONFIL_LOCAL_STATE=str(self.local.state),
         )
-        start = time.monotonic()
-        proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
-             "-e", f"@{work / 'vars.json'}", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        run = Run.parse(proc, time.monotonic() - start)
+        run = run_role("eks_gpu_cluster", work, variables, env, *args)
         assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
         return run
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.playbook_run import Run
+from tests.integration.playbook_run import Run, run_role
 from tritonfil.localenv.env import LocalEnv, free_port
 
 pytestmark = pytest.mark.integration
@@ -30,17 +29,6 @@ VENV_BIN = Path(sys.executable).parent
 APISERVICE = "v1beta1.metrics.k8s.io"
 HELM_TASK = "Install the pinned metrics-server chart"
 CHECK_TASK = "Report the chart that could not be installed"
-
-PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.metrics_server
-"""
 
 
 @dataclass
@@ -52,30 +40,20 @@ class Env:
     def run(self, *args: str, **variables: Any) -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
-        work.mkdir()
-        (work / "play.yml").write_text(PLAY)
-        (work / "vars.json").write_text(
-            json.dumps({"metrics_server_kubeconfig": str(self.local.kubeconfig), **variables})
-        )
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env.update(
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
-            PATH=os.pathsep.join([str(VENV_BIN), str(self.local.tools.bin_dir), env.get("PATH", "")]),
             HELM_CACHE_HOME=str(work / "helm-cache"),
             HELM_CONFIG_HOME=str(work / "helm-config"),
             HELM_DATA_HOME=str(work / "helm-data"),
         )
-        env.pop("KUBECONFIG", None)
-        start = time.monotonic()
-        proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
-             "-e", f"@{work / 'vars.json'}", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        return Run.parse(proc, time.monotonic() - start)
+        return run_role(
+            "metrics_server",
+            work,
+            {"metrics_server_kubeconfig": str(self.local.kubeconfig), **variables},
+            env,
+            *args,
+            path=[str(self.local.tools.bin_dir)],
+        )
 
 
 @pytest.fixture(scope="module")

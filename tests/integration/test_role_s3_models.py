@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.playbook_run import Run as PlaybookRun
+from tests.integration.playbook_run import run_role as run_playbook_role
 from tritonfil.localenv.env import LocalEnv
 
 pytestmark = pytest.mark.integration
@@ -42,25 +42,10 @@ SAMPLE_KEYS = sorted(
 CHANGED_KEY = f"{PREFIX}/xgb_regressor/config.pbtxt"
 PRUNED_MODEL = "sklearn_rf"
 
-PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.s3_models
-"""
-
 
 def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
     env.update(
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
         AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
         AWS_REGION=REGION,
@@ -91,19 +76,8 @@ class Runner:
     def __call__(self, variables: dict, *args: str, env: dict[str, str] | None = None) -> Run:
         self.count += 1
         work = self.base / f"run{self.count}"
-        work.mkdir()
-        (work / "play.yml").write_text(PLAY)
-        (work / "vars.json").write_text(json.dumps({"s3_models_endpoint_url": self.endpoint, **variables}))
-        proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
-             "-e", f"@{work / 'vars.json'}", *args],
-            cwd=ROOT,
-            env={**(env or aws_env()), "ANSIBLE_LOCAL_TEMP": str(work / "tmp")},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )  # fmt: skip
-        run = Run.parse(proc)
+        variables = {"s3_models_endpoint_url": self.endpoint, **variables}
+        run = run_playbook_role("s3_models", work, variables, env or aws_env(), *args, parse=Run)
         assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
         return run
 

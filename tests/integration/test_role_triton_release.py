@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.playbook_run import Run
+from tests.integration.playbook_run import Run, run_role
 from tritonfil.localenv.env import LocalEnv
 
 pytestmark = pytest.mark.integration
@@ -43,17 +42,6 @@ BEHAVIOR = {
     "scaleDown": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
                   "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
 }  # fmt: skip
-
-PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.triton_release
-"""
 
 
 @dataclass
@@ -86,27 +74,13 @@ class Env:
     def run(self, variables: dict[str, Any], *args: str) -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
-        work.mkdir()
-        (work / "play.yml").write_text(PLAY)
-        (work / "vars.json").write_text(json.dumps(variables))
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env.update(
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
-            PATH=os.pathsep.join([str(VENV_BIN), str(self.local.tools.bin_dir), env.get("PATH", "")]),
             HELM_CACHE_HOME=str(work / "helm-cache"),
             HELM_CONFIG_HOME=str(work / "helm-config"),
             HELM_DATA_HOME=str(work / "helm-data"),
         )
-        start = time.monotonic()
-        proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"),
-             "-e", f"@{work / 'vars.json'}", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        return Run.parse(proc, time.monotonic() - start)
+        return run_role("triton_release", work, variables, env, *args, path=[str(self.local.tools.bin_dir)])
 
     def get(self, *args: str) -> dict:
         return json.loads(self.local.kubectl("get", "-n", NAMESPACE, *args, "-o", "json").stdout)
