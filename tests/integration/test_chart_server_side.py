@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tritonfil.localenv.env import LocalEnv, Tools
+from tritonfil.localenv.nodes import GPU_SELECTOR
 
 pytestmark = pytest.mark.integration
 
@@ -490,9 +491,7 @@ def test_install_lands_ready_pods_on_the_gpu_nodes_then_uninstall_removes_everyt
 
     gpu_nodes = {
         n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"]
-        for n in json.loads(cluster.kubectl("get", "nodes", "-l", "tritonfil.io/simulated=true", "-o", "json").stdout)[
-            "items"
-        ]
+        for n in json.loads(cluster.kubectl("get", "nodes", "-l", GPU_SELECTOR, "-o", "json").stdout)["items"]
     }
     assert len(gpu_nodes) == 2
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from tritonfil.localenv.env import LocalEnv, http_ok
+from tritonfil.localenv.nodes import GPU_SELECTOR
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ def wait_until(what: str, check, timeout: float, interval: float = 2.0):
 
 
 def test_gpu_nodes_look_like_an_eks_g4dn_node_group(local_env: LocalEnv):
-    nodes = kubectl_json(local_env, "get", "nodes", "-l", "tritonfil.io/simulated=true")["items"]
+    nodes = kubectl_json(local_env, "get", "nodes", "-l", GPU_SELECTOR)["items"]
     assert len(nodes) == 2
     for node in nodes:
         labels = node["metadata"]["labels"]

@@ -35,7 +35,7 @@ REGION = "us-east-1"
 FAKE_KEY_ID = "AKIATRITONFILFAKE0002"
 FAKE_SECRET = "tritonfil-fake-secret-eks-4Hq8"
 CLUSTER = "tritonfil-it"
-CLUSTER_TASK = "Ensure the EKS cluster and its GPU node group (eksctl)"
+CLUSTER_TASK = "Ensure the EKS cluster and its GPU and system node groups (eksctl)"
 GPU_TASK = "Check every node exposes allocatable nvidia.com/gpu"
 NO_GPU_NODE = "ip-192-168-9-99.ec2.internal"
 
@@ -61,6 +61,10 @@ class Env:
             "eks_gpu_cluster_nodes_min": 2,
             "eks_gpu_cluster_nodes_desired": 2,
             "eks_gpu_cluster_nodes_max": 4,
+            "eks_gpu_cluster_system_instance_type": "m6i.xlarge",
+            "eks_gpu_cluster_system_nodes_min": 1,
+            "eks_gpu_cluster_system_nodes_desired": 1,
+            "eks_gpu_cluster_system_nodes_max": 2,
             "eks_gpu_cluster_model_bucket": "tritonfil-it-models",
             "eks_gpu_cluster_model_prefix": "models",
             "eks_gpu_cluster_kubeconfig": str(self.work / "kube" / "config"),
@@ -156,14 +160,17 @@ def test_check_mode_plans_the_cluster_without_creating_it(scenario, env):
     assert run.recap["changed"] == 1, run.tail()
     result = run.result(CLUSTER_TASK)
     assert result["changed"] and result["actions"] == [
-        f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu",
+        f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu, system",
         f"write kubeconfig {env.work / 'kube' / 'config'}",
     ]
     assert result["diff"]["before"] == {}
     assert result["diff"]["after"] == {
         "name": CLUSTER,
         "version": "1.36",
-        "nodegroups": {"gpu": {"instance_type": "g4dn.12xlarge", "min_size": 2, "desired_capacity": 2, "max_size": 4}},
+        "nodegroups": {
+            "gpu": {"instance_type": "g4dn.12xlarge", "min_size": 2, "desired_capacity": 2, "max_size": 4},
+            "system": {"instance_type": "m6i.xlarge", "min_size": 1, "desired_capacity": 1, "max_size": 2},
+        },
     }
     assert result["commands"] == []
     assert not run.ran(GPU_TASK)  # nothing to check yet
@@ -178,14 +185,20 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     result = run.result(CLUSTER_TASK)
     sim = str(ROOT / "scripts" / "eksctl-sim")
     assert [c[:3] for c in result["commands"]] == [[sim, "create", "cluster"]]
-    assert result["actions"][0] == f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu"
+    assert result["actions"][0] == f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu, system"
     assert result["actions"][1] == f"write kubeconfig {env.work / 'kube' / 'config'}"
     assert result["cluster"]["Name"] == CLUSTER and result["cluster"]["Version"] == "1.36"
     assert result["cluster"]["Status"] == "ACTIVE"
-    [ng] = result["nodegroups"]
-    assert (ng["Name"], ng["InstanceType"], ng["ImageID"], ng["Type"]) == (
+    gpu, system = sorted(result["nodegroups"], key=lambda ng: ng["Name"])
+    assert (gpu["Name"], gpu["InstanceType"], gpu["ImageID"], gpu["Type"]) == (
         "gpu", "g4dn.12xlarge", "AL2023_x86_64_NVIDIA", "managed"
     )  # fmt: skip
+    # The untainted CPU node group for istiod, the gateway and metrics-server.
+    assert (system["Name"], system["InstanceType"], system["ImageID"]) == (
+        "system", "m6i.xlarge", "AL2023_x86_64_STANDARD"
+    )  # fmt: skip
+    assert "taints" not in result["config"]["managedNodeGroups"][1]
+    assert result["config"]["managedNodeGroups"][1]["labels"] == {"tritonfil.io/node-role": "system"}
     assert scenario["clusters_first"] == [CLUSTER]
     assert scenario["scaling_first"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
     assert scenario["kubeconfig_mode"] == 0o600

@@ -86,3 +86,24 @@ def test_private_files_are_0600_even_over_a_readable_file(tmp_path):
 
 def test_status_of_an_environment_that_is_not_up_is_empty(tmp_path):
     assert LocalEnv(state_dir=tmp_path).status() == {}
+
+
+def test_system_nodes_are_untainted_without_gpus_and_not_selected_as_gpu_nodes():
+    manifest = json.loads(nodes.gpu_nodes_manifest(2, "c1", "us-east-1", system=1))
+    gpu, system = manifest["items"][:2], manifest["items"][2]
+    labels = system["metadata"]["labels"]
+    assert system["metadata"]["name"] == "ip-192-168-200-10.ec2.internal"
+    assert system["metadata"]["name"] not in {n["metadata"]["name"] for n in gpu}
+    assert labels["eks.amazonaws.com/nodegroup"] == "system"
+    assert labels["node.kubernetes.io/instance-type"] == "m6i.xlarge"
+    assert labels["tritonfil.io/node-role"] == "system"
+    assert not [k for k in labels if k.startswith("nvidia.com/")]
+    assert system["spec"]["taints"] == []
+    assert "nvidia.com/gpu" not in system["status"]["allocatable"]
+    assert system["metadata"]["annotations"]["metrics.k8s.io/resource-metrics-path"].endswith(
+        "/ip-192-168-200-10.ec2.internal/metrics/resource"
+    )
+    # GPU_SELECTOR picks the GPU nodes only.
+    want = dict(kv.split("=") for kv in nodes.GPU_SELECTOR.split(","))
+    assert all(all(n["metadata"]["labels"].get(k) == v for k, v in want.items()) for n in gpu)
+    assert not all(labels.get(k) == v for k, v in want.items())

@@ -31,7 +31,7 @@ from typing import Any
 
 from tritonfil.localenv import netns
 from tritonfil.localenv.images import build_oci_image
-from tritonfil.localenv.nodes import gpu_nodes_manifest
+from tritonfil.localenv.nodes import GPU_SELECTOR, gpu_nodes_manifest
 
 CLUSTER = "tritonfil"
 NETNS = "tritonfil"
@@ -126,10 +126,14 @@ def system_tool(name: str) -> str:
 class LocalEnv:
     """Start, inspect and stop the local environment. All addresses are 127.0.0.1."""
 
-    def __init__(self, state_dir: Path | None = None, tools: Tools | None = None, nodes: int = 2) -> None:
+    def __init__(
+        self, state_dir: Path | None = None, tools: Tools | None = None, nodes: int = 2, system_nodes: int = 1
+    ) -> None:
         self.state = Path(state_dir or default_state_dir())
         self.tools = tools or Tools()
         self.nodes = nodes
+        # Untainted nodes of the `system` node group (istiod, the gateway): see localenv/nodes.py.
+        self.system_nodes = system_nodes
         self.endpoints_file = self.state / "endpoints.json"
         self.kubeconfig = self.state / "kubeconfig"
         self.logs = self.state / "logs"
@@ -323,7 +327,9 @@ class LocalEnv:
             )
         os.chmod(self.kubeconfig, 0o600)
         ep["kube_apiserver"] = f"https://127.0.0.1:{port}"
-        self.kubectl("apply", "-f", "-", input_text=gpu_nodes_manifest(self.nodes, CLUSTER, REGION))
+        self.kubectl(
+            "apply", "-f", "-", input_text=gpu_nodes_manifest(self.nodes, CLUSTER, REGION, system=self.system_nodes)
+        )
         self.kubectl("wait", "--for=condition=Ready", "node", "-l", "tritonfil.io/simulated=true", "--timeout=120s")
 
     def _start_triton(self, ep: dict[str, Any]) -> None:
@@ -389,9 +395,7 @@ class LocalEnv:
                 out[name] = {"ok": ok, "endpoint": ep["registry"], "pid": self._pid("registry")}
             elif name == "cluster":
                 proc = self.kubectl("get", "--raw=/readyz", check=False)
-                nodes = self.kubectl(
-                    "get", "nodes", "-l", "tritonfil.io/simulated=true", "-o", "name", check=False
-                ).stdout.split()
+                nodes = self.kubectl("get", "nodes", "-l", GPU_SELECTOR, "-o", "name", check=False).stdout.split()
                 out[name] = {
                     "ok": proc.returncode == 0 and proc.stdout.strip() == "ok" and len(nodes) >= 1,
                     "endpoint": ep.get("kube_apiserver"),

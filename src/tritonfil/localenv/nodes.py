@@ -1,4 +1,8 @@
-"""Simulated GPU nodes that look like an EKS managed node group of g4dn.12xlarge.
+"""Simulated nodes that look like the two EKS managed node groups eks_gpu_cluster creates.
+
+GPU nodes: g4dn.12xlarge, tainted so only pods tolerating the taint land there. System nodes:
+m6i.xlarge, untainted, for what must not need the GPU taint (istiod, the ingress gateway,
+metrics-server, CoreDNS on EKS).
 
 Labels follow what EKS (managed node groups), eksctl and the NVIDIA device plugin / GPU feature
 discovery put on such nodes; the taint is the one eksctl examples and our eks_gpu_cluster role put
@@ -25,9 +29,37 @@ NODEGROUP = "gpu"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
-def gpu_node(index: int, cluster: str, region: str) -> dict:
+SYSTEM_INSTANCE_TYPE = "m6i.xlarge"
+SYSTEM_NODEGROUP = "system"
+# m6i.xlarge: 4 vCPU, 16 GiB; max pods with the VPC CNI: 58.
+SYSTEM_CAPACITY = {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "80Gi"}
+SYSTEM_ALLOCATABLE = {"cpu": "3920m", "memory": "15136Mi", "pods": "58", "ephemeral-storage": "75Gi"}
+
+
+def system_node(index: int, cluster: str, region: str) -> dict:
+    """An untainted, GPU-less node of the `system` node group (labels as EKS puts them)."""
+    node = gpu_node(index, cluster, region, subnet=200)
+    labels = node["metadata"]["labels"]
+    for key in [k for k in labels if k.startswith(("nvidia.com/", "k8s.amazonaws.com/accelerator"))]:
+        del labels[key]
+    labels.update(
+        {
+            "node.kubernetes.io/instance-type": SYSTEM_INSTANCE_TYPE,
+            "beta.kubernetes.io/instance-type": SYSTEM_INSTANCE_TYPE,
+            "eks.amazonaws.com/nodegroup": SYSTEM_NODEGROUP,
+            "eks.amazonaws.com/nodegroup-image": "ami-0tritonfilal2023standard",
+            "alpha.eksctl.io/nodegroup-name": SYSTEM_NODEGROUP,
+            "tritonfil.io/node-role": "system",
+        }
+    )
+    node["spec"]["taints"] = []
+    node["status"] = {"capacity": SYSTEM_CAPACITY, "allocatable": SYSTEM_ALLOCATABLE}
+    return node
+
+
+def gpu_node(index: int, cluster: str, region: str, subnet: int = 0) -> dict:
     zone = f"{region}{'abc'[index % 3]}"
-    name = f"ip-192-168-{index // 250}-{index % 250 + 10}.ec2.internal"
+    name = f"ip-192-168-{subnet + index // 250}-{index % 250 + 10}.ec2.internal"
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -59,6 +91,7 @@ def gpu_node(index: int, cluster: str, region: str) -> dict:
                 "nvidia.com/gpu.product": "Tesla-T4",
                 "type": "kwok",
                 "tritonfil.io/simulated": "true",
+                "tritonfil.io/node-role": "gpu",
             },
         },
         "spec": {"providerID": f"aws:///{zone}/i-0{index:016x}", "taints": [GPU_TAINT]},
@@ -69,8 +102,12 @@ def gpu_node(index: int, cluster: str, region: str) -> dict:
     }
 
 
-def gpu_nodes_manifest(count: int, cluster: str, region: str) -> str:
-    """A kubectl-applicable List of COUNT simulated GPU nodes."""
-    return json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": [gpu_node(i, cluster, region) for i in range(count)]}
-    )
+# Selects the simulated GPU nodes only (system nodes carry tritonfil.io/node-role=system).
+GPU_SELECTOR = "tritonfil.io/simulated=true,tritonfil.io/node-role=gpu"
+
+
+def gpu_nodes_manifest(count: int, cluster: str, region: str, system: int = 0) -> str:
+    """A kubectl-applicable List of COUNT simulated GPU nodes and SYSTEM system nodes."""
+    items = [gpu_node(i, cluster, region) for i in range(count)]
+    items += [system_node(i, cluster, region) for i in range(system)]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
