@@ -8,10 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
 
-from tritonfil import __version__
+from tritonfil import __version__, api
+from tritonfil.api import RunEvent, RunResult
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -90,6 +95,185 @@ def cmd_models(args: argparse.Namespace) -> int:
     return models.run_cli(args)
 
 
+# -- deploy / verify / teardown / plan --------------------------------------------------------------
+def parse_extravars(items: list[str]) -> dict[str, Any]:
+    """``-e`` values as ansible-playbook takes them: ``k=v [k2=v2 ...]`` (strings), a JSON/YAML mapping,
+    or ``@FILE`` (JSON or YAML). Later values win."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("@"):
+            path = Path(text[1:]).expanduser()
+            try:
+                data = yaml.safe_load(path.read_text())
+            except OSError as e:
+                raise CliError(f"-e {item}: cannot read {path}: {e.strerror}") from e
+            except yaml.YAMLError as e:
+                raise CliError(f"-e {item}: {path} is not JSON or YAML: {str(e).splitlines()[0]}") from e
+            if not isinstance(data, dict):
+                raise CliError(f"-e {item}: {path} does not hold a mapping")
+            out.update(data)
+        elif text.startswith("{"):
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise CliError(f"-e {item}: not a JSON mapping: {str(e).splitlines()[0]}") from e
+            if not isinstance(data, dict):
+                raise CliError(f"-e {item}: not a mapping")
+            out.update(data)
+        else:
+            for pair in shlex.split(text):
+                key, sep, value = pair.partition("=")
+                if not sep or not key:
+                    raise CliError(f"-e {pair}: expected key=value, a JSON mapping or @FILE")
+                out[key] = value
+    return out
+
+
+class Progress:
+    """Stage-by-stage progress on a stream: each stage (a role, else a play) with its elapsed time and
+    counts, failed tasks as they happen, and the total."""
+
+    def __init__(self, stream: TextIO, verbose: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self.clock = clock
+        self.start = clock()
+        self.stage: str | None = None
+        self.stage_start = self.start
+        self.counts: dict[str, int] = {}
+
+    def _say(self, text: str) -> None:
+        print(f"[{self.clock() - self.start:7.1f}s] {text}", file=self.stream, flush=True)
+
+    def _close_stage(self) -> None:
+        if self.stage is None:
+            return
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v) or "no tasks ran"
+        self._say(f"{self.stage}: done in {self.clock() - self.stage_start:.1f}s ({counts})")
+        self.stage = None
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.kind == "playbook_on_task_start" and event.stage != self.stage:
+            self._close_stage()
+            self.stage, self.stage_start = event.stage, self.clock()
+            self.counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+            self._say(f"{self.stage} ...")
+        elif event.kind == "playbook_on_stats":
+            self._close_stage()
+        elif event.kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            if event.failed and not event.ignored:
+                self.counts["failed"] = self.counts.get("failed", 0) + 1
+                self._say(
+                    f"  FAILED {event.task} on {event.host}: {event.message.splitlines()[0] if event.message else ''}"
+                )
+            elif event.skipped:
+                self.counts["skipped"] = self.counts.get("skipped", 0) + 1
+            elif event.changed:
+                self.counts["changed"] = self.counts.get("changed", 0) + 1
+                self._say(f"  changed: {event.task} ({event.host})")
+            else:
+                self.counts["ok"] = self.counts.get("ok", 0) + 1
+                if self.verbose:
+                    self._say(f"  ok: {event.task} ({event.host})")
+
+    def finish(self, status: str) -> None:
+        self._close_stage()
+        self._say(f"total {self.clock() - self.start:.1f}s ({status})")
+
+
+def format_summary(result: RunResult) -> str:
+    """The final summary: per-host recap, failed tasks with their message, the plan, the artifacts."""
+    lines = [f"{result.action}: {result.status} (rc={result.rc}) in {result.elapsed:.1f}s"]
+    width = max((len(h) for h in result.stats), default=4)
+    for host, s in result.stats.items():
+        lines.append(
+            f"  {host:<{width}}  ok={s.ok} changed={s.changed} failed={s.failed} unreachable={s.unreachable} "
+            f"skipped={s.skipped} rescued={s.rescued} ignored={s.ignored}"
+        )
+    for f in result.failed_tasks:
+        lines.append(f"  failed: {f.describe()}")
+    if result.check:
+        if result.plan:
+            lines.append(f"  plan: {len(result.plan)} change(s)")
+            lines += [f"    ~ [{c.stage}] {c.task} ({c.host})" for c in result.plan]
+        elif result.ok:
+            lines.append("  plan: nothing to do")
+    lines.append(f"  artifacts: {result.artifact_dir}")
+    return "\n".join(lines)
+
+
+def _needs_local_netns(args: argparse.Namespace) -> bool:
+    """True when the run targets the project's local inventory (the local environment)."""
+    project = api.find_project(args.project)
+    return api.is_local_inventory(api.resolve_inventory(args.inventory, project), project)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """deploy / verify / teardown / plan through the API, with progress on stderr and the summary on stdout."""
+    try:
+        if _needs_local_netns(args):
+            wrapper = api.local_netns_wrapper()  # root outside the namespace: run this command inside it
+            if wrapper:
+                argv = [*wrapper, sys.executable, "-m", "tritonfil.cli", *sys.argv[1:]]
+                sys.stdout.flush()
+                os.execvp(argv[0], argv)
+        kwargs: dict[str, Any] = {
+            "inventory": args.inventory,
+            "extravars": parse_extravars(args.extra_vars),
+            "tags": args.tags,
+            "skip_tags": args.skip_tags,
+            "limit": args.limit,
+            "project_dir": args.project,
+            "verbosity": args.verbose,
+            "raise_on_failure": False,
+        }
+        if args.command == "teardown":
+            kwargs.update(delete_bucket=args.yes_delete_bucket, delete_repository=args.yes_delete_repository)
+        progress = Progress(sys.stderr, verbose=args.verbose > 0)
+        result = getattr(api, args.command)(on_event=progress, **kwargs)
+    except api.TritonfilError as e:
+        raise CliError(str(e)) from e
+    assert isinstance(result, api.RunResult)
+    progress.finish(result.status)
+    print(format_summary(result))
+    if not result.ok:
+        print(f"tritonfil: {result.summary_line()}", file=sys.stderr)
+        return 130 if result.status == "canceled" else 1
+    return 0
+
+
+def _add_run_parsers(sub: Any) -> None:
+    helps = {
+        "deploy": "deploy and verify (site.yml)",
+        "verify": "readiness and inference checks (playbooks/verify.yml)",
+        "teardown": "remove everything deploy created (playbooks/teardown.yml)",
+        "plan": "what deploy would change (site.yml --check --diff)",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("-i", "--inventory", default="local", help="local (default), aws, or an inventory path")
+        p.add_argument(
+            "-e", "--extra-vars", action="append", default=[], metavar="VARS",
+            help="k=v [k2=v2], a JSON mapping, or @FILE (repeatable)",
+        )  # fmt: skip
+        p.add_argument("-t", "--tags", help="only these tags (comma-separated stages: ecr_image,s3_models,...)")
+        p.add_argument("--skip-tags", help="skip these tags")
+        p.add_argument("-l", "--limit", help="limit to these hosts")
+        p.add_argument(
+            "--project", help=f"project directory with site.yml (default ${api.PROJECT_ENV} or this checkout)"
+        )
+        p.add_argument(
+            "-v", "--verbose", action="count", default=0, help="every task in the progress; -vv... to ansible"
+        )
+        if name == "teardown":
+            p.add_argument("--yes-delete-bucket", action="store_true", help="also delete the S3 model bucket")
+            p.add_argument("--yes-delete-repository", action="store_true", help="also delete the ECR repository")
+        p.set_defaults(func=cmd_run)
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritonfil", description="Triton + FIL on EKS, by Ansible.")
@@ -120,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     twin.add_argument("src", help="FIL model repository")
     twin.add_argument("dest", help="twin repository to (re)write")
     models.set_defaults(func=cmd_models)
+    _add_run_parsers(sub)
     return parser
 
 
