@@ -31,8 +31,8 @@ $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
 	scripts/tools.sh
 
-tools-required: ## What the local environment and the tests need (all but istioctl)
-	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl
+tools-required: ## What the local environment, site.yml and the tests need (all of them: the istio role runs istioctl)
+	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl
 
 lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
 	$(BIN)/ruff check .
