@@ -65,8 +65,15 @@ local-status: setup ## Health of each local component
 local: local-up ## From a fresh clone: set up, build tools, start the local environment, run site.yml against it
 	$(BIN)/tritonfil local exec -- ansible-playbook site.yml -i inventory/local
 
-bench: setup ## Benchmarks: bench/results/*.json (served vs in-process inference on the local tritonserver)
-	scripts/isolated.sh $(BIN)/python bench/infer_local.py
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements/bench.txt 2>/dev/null | sha256sum | cut -c1-16)
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): requirements/bench.txt $(SETUP_STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/bench.txt
+	rm -f $(VENV)/.bench-*; touch $@
+
+bench: setup tools-required $(BENCH_STAMP) ## Benchmarks (bench/README.md): bench/results/*.json + *.png; BENCH_ARGS="--quick --only infer"
+	scripts/isolated.sh $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean: local-down ## Remove the venv and build outputs (the tool cache outside the repo stays)
 	rm -rf $(VENV) .collections .ansible .ruff_cache .pytest_cache tests/output *.tar.gz

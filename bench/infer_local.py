@@ -15,13 +15,16 @@ bench/results/infer_local.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import treelite
@@ -51,17 +54,31 @@ def in_process(model_dir: Path, params: dict[str, str], batch: np.ndarray, reque
         fil_predict(model, batch, **kwargs)
         times.append(time.perf_counter() - started)
     total = sum(times)
+    p50 = float(np.percentile(times, 50))
     return {
         "calls": requests,
         "batch_rows": int(batch.shape[0]),
-        "p50_ms": round(float(np.percentile(times, 50)) * 1000, 3),
+        "p50_ms": round(p50 * 1000, 3),
         "p99_ms": round(float(np.percentile(times, 99)) * 1000, 3),
         "rows_per_second": round(requests * batch.shape[0] / total, 1),
+        # batch / median call time: less sensitive than the mean to other processes on a shared machine
+        "rows_per_second_at_p50": round(batch.shape[0] / p50, 1),
     }
 
 
-def run(batch_rows: int, requests: int, protocol: str, repository: Path, references: Path) -> dict:
+def model_batch(name: str, batch_rows: int, repository: Path, references: Path) -> tuple[dict[str, str], np.ndarray]:
+    """The FIL parameters of model NAME and a BATCH_ROWS-row batch tiled from its reference rows."""
     repo = module_utils("model_repository")
+    params = repo.config_parameters(repo.load_config(repository / name / repo.CONFIG_NAME))
+    ref = json.loads((references / name / "reference.json").read_text())
+    rows = np.asarray(ref["input"], dtype=np.float32)
+    batch = np.ascontiguousarray(np.tile(rows, (-(-batch_rows // len(rows)), 1))[:batch_rows])
+    return params, batch
+
+
+@contextlib.contextmanager
+def served_twin(repository: Path) -> Iterator[tuple[LocalTritonServer, Any]]:
+    """The CPU twin of REPOSITORY served by a local tritonserver; yields (server, readiness report)."""
     triton = module_utils("triton")
     with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
         twin = Path(tmp) / "twin"
@@ -69,26 +86,30 @@ def run(batch_rows: int, requests: int, protocol: str, repository: Path, referen
         server = LocalTritonServer(twin, Path(tmp) / "work")
         server.start(timeout=120)
         try:
-            url = server.http_url if protocol == "http" else server.grpc_url
-            with triton.TritonClient(url, request_timeout=60) as client:
+            with triton.TritonClient(server.http_url, request_timeout=60) as client:
                 ready = triton.wait_ready(client, timeout=60)
-                models = {}
-                for state in ready.models:
-                    name = state.name
-                    params = repo.config_parameters(repo.load_config(repository / name / repo.CONFIG_NAME))
-                    ref = json.loads((references / name / "reference.json").read_text())
-                    rows = np.asarray(ref["input"], dtype=np.float32)
-                    batch = np.ascontiguousarray(np.tile(rows, (-(-batch_rows // len(rows)), 1))[:batch_rows])
-                    served = triton.measure_latency(client, name, "", {"input__0": batch}, ["output__0"], requests)
-                    local = in_process(repository / name, params, batch, requests)
-                    models[name] = {
-                        "served": served,
-                        "in_process_treelite": local,
-                        "served_share_of_in_process": round(served["rows_per_second"] / local["rows_per_second"], 3),
-                    }
-                server_version = ready.server.get("version", "")
+            yield server, ready
         finally:
             server.stop()
+
+
+def run(batch_rows: int, requests: int, protocol: str, repository: Path, references: Path) -> dict:
+    triton = module_utils("triton")
+    with served_twin(repository) as (server, ready):
+        url = server.http_url if protocol == "http" else server.grpc_url
+        with triton.TritonClient(url, request_timeout=60) as client:
+            models = {}
+            for state in ready.models:
+                name = state.name
+                params, batch = model_batch(name, batch_rows, repository, references)
+                served = triton.measure_latency(client, name, "", {"input__0": batch}, ["output__0"], requests)
+                local = in_process(repository / name, params, batch, requests)
+                models[name] = {
+                    "served": served,
+                    "in_process_treelite": local,
+                    "served_share_of_in_process": round(served["rows_per_second"] / local["rows_per_second"], 3),
+                }
+        server_version = ready.server.get("version", "")
     return {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "bench/infer_local.py " + " ".join(sys.argv[1:]),
@@ -130,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--references", type=Path, default=ROOT / "model_references")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "infer_local.json")
     args = parser.parse_args(argv)
+    load_start = [round(x, 2) for x in os.getloadavg()]
     result = run(args.batch, args.requests, args.protocol, args.repository, args.references)
+    result["load"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write(table(result) + f"\nwrote {args.output}\n")
