@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,3 +109,65 @@ def run_role(
         cwd=ROOT, env=full, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return parse.parse(proc, time.monotonic() - start)
+
+
+def run_playbook(
+    playbook: str,
+    work: Path,
+    env: dict[str, str],
+    *args: str,
+    inventory: str = "inventory/local",
+    parse: type[Run] = Run,
+    interrupt_at: str | None = None,
+    timeout: int = 900,
+) -> Run:
+    """Run PLAYBOOK (relative to the checkout) against INVENTORY, as a user would, in WORK.
+
+    ENV as for run_role. With INTERRUPT_AT, the run uses the default callback (it prints each task as it
+    starts) and gets SIGINT, sent to its whole process group like a Ctrl-C, as soon as a line containing
+    INTERRUPT_AT appears; the result then has the printed text only (no parsed tasks).
+    """
+    work.mkdir(parents=True)
+    full = {
+        **env,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "default" if interrupt_at else "ansible.posix.json",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+        "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+    }
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, playbook, *args]
+    start = time.monotonic()
+    if interrupt_at is None:
+        proc = subprocess.run(argv, cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
+        return parse.parse(proc, time.monotonic() - start)
+    child = subprocess.Popen(
+        argv, cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines = []
+    assert child.stdout is not None
+    for line in child.stdout:
+        lines.append(line)
+        if interrupt_at in line:
+            os.killpg(child.pid, signal.SIGINT)
+            lines.append(f"[playbook_run: SIGINT after {time.monotonic() - start:.1f}s]\n")
+            break
+    # ansible-core 2.19 occasionally hangs after one SIGINT (main process waiting on a lock, its worker
+    # already gone); a user then presses Ctrl-C again, and so does this.
+    for attempt in range(3):
+        try:
+            rest, _ = child.communicate(timeout=60)
+            lines.append(rest or "")
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                child.kill()
+                lines.append("[playbook_run: killed, still running after 2 more SIGINTs]\n")
+                rest, _ = child.communicate()
+                lines.append(rest or "")
+            else:
+                os.killpg(child.pid, signal.SIGINT)
+                lines.append(f"[playbook_run: still running 60s after SIGINT: SIGINT again ({attempt + 2})]\n")
+    return parse.parse(
+        subprocess.CompletedProcess(argv, child.returncode, "".join(lines), ""), time.monotonic() - start
+    )

@@ -1,0 +1,387 @@
+"""site.yml and playbooks/teardown.yml end to end on inventory/local, against the session's local environment.
+
+One module-scoped scenario, run in order, each test asserting on one step of it:
+
+1. invalid inputs stop site.yml / teardown.yml in their validation, before any stage runs;
+2. site.yml: every stage in order, verify reports correct predictions for every sample model;
+3. site.yml again: changed=0;  4. site.yml --check --diff: changed=0;
+5. teardown.yml without confirmations: the cluster and the Kubernetes objects go, bucket and repository are
+   kept and the run says so;  6. teardown.yml with both confirmations: nothing the deployment created is
+   left (moto: no bucket, repository, cluster, IAM role; the cluster: no release or namespace objects);
+7. teardown.yml again: changed=0;
+8. site.yml interrupted by SIGINT (process group, as a Ctrl-C) while s3_models uploads into the new
+   bucket, then site.yml again: converges to the state of step 2.
+
+The playbooks run as a user runs them (`ansible-playbook site.yml -i inventory/local`), with the
+environment `tritonfil local exec` gives, minus AWS_ENDPOINT_URL/AWS_URL (only the inventory's endpoint
+variables may lead to moto) and with a distinctive fake secret key that must never appear in any output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from tests.integration.playbook_run import Run, run_playbook
+from tritonfil.localenv.env import LocalEnv
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+FAKE_SECRET = "tritonfil-fake-secret-site-7Qx2"
+CONFIRM = (
+    "-e",
+    "tritonfil_teardown_confirm_delete_bucket=true",
+    "-e",
+    "tritonfil_teardown_confirm_delete_repository=true",
+)
+STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+MODELS = sorted(p.name for p in (ROOT / "model_repository").iterdir() if (p / "config.pbtxt").exists())
+
+
+def inventory() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "inventory" / "local" / "group_vars" / "all" / "main.yml").read_text())
+
+
+class SiteRun(Run):
+    """A Run that also keeps the role of every task (the json callback names them "<role> : <task>")."""
+
+    roles: list[str]
+
+    @classmethod
+    def parse(cls, proc, seconds: float = 0.0) -> SiteRun:
+        run = super().parse(proc, seconds)
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            data = {}
+        names = [t["task"]["name"] for p in data.get("plays", []) for t in p["tasks"]]
+        run.roles = [n.split(" : ", 1)[0].removeprefix("tritonfil.eks.") for n in names if " : " in n]
+        return run
+
+    def stage_order(self) -> list[str]:
+        order: list[str] = []
+        for role in self.roles:
+            if role not in order:
+                order.append(role)
+        return order
+
+
+@dataclass
+class Site:
+    local: LocalEnv
+    work: Path
+    env: dict[str, str]
+    names: dict[str, Any]
+    count: int = 0
+    runs: dict[str, SiteRun] = field(default_factory=dict)
+
+    def run(self, label: str, playbook: str, *args: str, interrupt_at: str | None = None) -> SiteRun:
+        self.count += 1
+        run = run_playbook(
+            playbook, self.work / f"{self.count:02d}-{label}", self.env, *args, parse=SiteRun, interrupt_at=interrupt_at
+        )
+        assert FAKE_SECRET not in run.output, f"{label}: the AWS secret key appears in the ansible output"
+        self.runs[label] = run
+        return run
+
+    def aws(self, service: str) -> Any:
+        return boto3.client(
+            service, endpoint_url=self.local.endpoints()["aws_endpoint_url"], region_name=REGION,
+            aws_access_key_id="testing", aws_secret_access_key=FAKE_SECRET,
+        )  # fmt: skip
+
+    def kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.local.kubectl(*args, "-o", "json").stdout)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the deployment owns, in moto, the local registry and the cluster (no ids or timestamps)."""
+        s3, ecr, eks, iam = self.aws("s3"), self.aws("ecr"), self.aws("eks"), self.aws("iam")
+        bucket, cluster = self.names["bucket"], self.names["cluster"]
+        # Only what carries the deployment's names: other tests of the session may own other resources.
+        buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"] == bucket]
+        objects = (
+            {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+            if bucket in buckets
+            else None
+        )
+        clusters = [c for c in eks.list_clusters()["clusters"] if c == cluster]
+        nodegroups = {
+            c: {
+                n: eks.describe_nodegroup(clusterName=c, nodegroupName=n)["nodegroup"]["scalingConfig"]
+                for n in eks.list_nodegroups(clusterName=c)["nodegroups"]
+            }
+            for c in clusters
+        }
+        registry = self.local.endpoints()["registry"]
+        try:
+            with urllib.request.urlopen(f"http://{registry}/v2/{self.names['repository']}/tags/list") as resp:  # noqa: S310
+                tags = json.load(resp).get("tags") or []
+        except urllib.error.HTTPError as e:  # 404 NAME_UNKNOWN: nothing was ever pushed
+            tags = [f"HTTP {e.code}"] if e.code != 404 else []
+        ns = self.names["namespace"]
+        namespaces = [n["metadata"]["name"] for n in self.kubectl_json("get", "namespaces")["items"]]
+        releases = sorted(
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}"
+            for s in self.kubectl_json("get", "secrets", "-A", "-l", "owner=helm")["items"]
+        )
+        deployments = (
+            {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+             for d in self.kubectl_json("get", "deployments", "-n", ns)["items"]}
+            if ns in namespaces
+            else {}
+        )  # fmt: skip
+        return {
+            "buckets": buckets,
+            "objects": objects,
+            "repositories": [
+                r["repositoryName"]
+                for r in ecr.describe_repositories()["repositories"]
+                if r["repositoryName"] == self.names["repository"]
+            ],
+            "registry_tags": tags,
+            "clusters": clusters,
+            "nodegroups": nodegroups,
+            "iam_roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"] if cluster in r["RoleName"]),
+            "oidc_providers": len(iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]),
+            "release_namespace": ns in namespaces,
+            "helm_releases": releases,
+            "deployments": deployments,
+            "eks_kubeconfig": (self.local.state / "eks-kubeconfig").exists(),
+        }
+
+
+def assert_ok(run: Run) -> None:
+    assert run.rc == 0 and run.recap.get("failures") == 0, run.tail()
+
+
+@pytest.fixture(scope="module")
+def site(local_env: LocalEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(local_env.environ())
+    for name in ("AWS_ENDPOINT_URL", "AWS_URL"):
+        env.pop(name)
+    env["AWS_SECRET_ACCESS_KEY"] = FAKE_SECRET
+    env.pop("AWS_SESSION_TOKEN", None)
+    work = tmp_path_factory.mktemp("site")
+    env.update(HELM_CACHE_HOME=str(work / "helm-cache"), HELM_CONFIG_HOME=str(work / "helm-config"),
+               HELM_DATA_HOME=str(work / "helm-data"))  # fmt: skip
+    names = inventory()
+    site = Site(
+        local_env,
+        work,
+        env,
+        {
+            "bucket": names["s3_models_bucket"],
+            "prefix": names["s3_models_prefix"],
+            "repository": names["ecr_image_repository_name"],
+            "cluster": names["tritonfil_name"],
+            "namespace": "triton",
+        },
+    )
+    yield site
+    # Leave the session environment as it was found (not asserted: step 6 is the assertion).
+    site.run("cleanup", "playbooks/teardown.yml", *CONFIRM)
+
+
+@pytest.fixture(scope="module")
+def scenario(site: Site) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    # A clean slate: earlier tests of the session may have run stages against the same names.
+    out["clean_slate"] = site.run("clean-slate", "playbooks/teardown.yml", *CONFIRM)
+    out["invalid_type"] = site.run("invalid-type", "site.yml", "-e", "eks_gpu_cluster_nodes_max=lots")
+    out["invalid_bounds"] = site.run(
+        "invalid-bounds", "site.yml", "-e", "triton_release_replicas_min=5", "-e", "triton_release_replicas_max=2"
+    )
+    out["invalid_teardown"] = site.run(
+        "invalid-teardown", "playbooks/teardown.yml", "-e", "tritonfil_teardown_confirm_delete_bucket=perhaps"
+    )
+    out["snapshot_before"] = site.snapshot()
+    out["first"] = site.run("first", "site.yml")
+    out["deployed"] = site.snapshot()
+    out["second"] = site.run("second", "site.yml")
+    out["plan"] = site.run("plan", "site.yml", "--check", "--diff")
+    out["after_plan"] = site.snapshot()
+    out["teardown_plan"] = site.run("teardown-plan", "playbooks/teardown.yml", "--check", "--diff", *CONFIRM)
+    out["after_teardown_plan"] = site.snapshot()
+    out["teardown_keep"] = site.run("teardown-keep", "playbooks/teardown.yml")
+    out["kept"] = site.snapshot()
+    out["teardown"] = site.run("teardown", "playbooks/teardown.yml", *CONFIRM)
+    out["torn_down"] = site.snapshot()
+    out["chart_leftovers"] = site.local.kubectl(
+        "get", "all,serviceaccounts,configmaps,secrets,hpa,pdb,clusterroles,clusterrolebindings", "-A",
+        "-l", "app.kubernetes.io/instance=triton", "-o", "name",
+    ).stdout.split()  # fmt: skip
+    out["teardown_again"] = site.run("teardown-again", "playbooks/teardown.yml", *CONFIRM)
+    out["interrupted"] = site.run(
+        "interrupted", "site.yml", interrupt_at="TASK [tritonfil.eks.s3_models : Upload the changed model files]"
+    )
+    out["after_interrupt"] = site.snapshot()
+    out["resumed"] = site.run("resumed", "site.yml")
+    out["resumed_state"] = site.snapshot()
+    timed = (
+        "first",
+        "second",
+        "plan",
+        "teardown_plan",
+        "teardown_keep",
+        "teardown",
+        "teardown_again",
+        "interrupted",
+        "resumed",
+    )
+    print("wall times: " + ", ".join(f"{k} {out[k].seconds:.0f}s" for k in timed))
+    return out
+
+
+def test_invalid_inputs_fail_in_validation_before_any_stage(scenario):
+    bad_type = scenario["invalid_type"]
+    assert bad_type.rc != 0
+    result = bad_type.result("Validate the site variables (playbooks/argument_specs.yml, entry point site)")
+    assert result["argument_errors"] == [
+        "argument 'eks_gpu_cluster_nodes_max' is of type str and we were unable to convert to int: "
+        "\"'lots'\" cannot be converted to an int"
+    ], bad_type.tail()
+    assert bad_type.roles == [], bad_type.roles  # no role task ran
+    bounds = scenario["invalid_bounds"]
+    assert bounds.rc != 0 and bounds.roles == []
+    assert bounds.result("Check the values that depend on each other")["msg"] == (
+        "site: triton_release_replicas_min/max 5/2 must satisfy 1 <= min <= max"
+    )
+    teardown = scenario["invalid_teardown"]
+    assert teardown.rc != 0 and teardown.roles == []
+    assert "tritonfil_teardown_confirm_delete_bucket" in teardown.failure, teardown.tail()
+    assert_ok(scenario["clean_slate"])
+    before = scenario["snapshot_before"]
+    assert before["buckets"] == [] and before["clusters"] == [] and before["repositories"] == []
+    assert before["iam_roles"] == [] and before["deployments"] == {} and not before["eks_kubeconfig"]
+
+
+def test_site_runs_every_stage_in_order_and_verify_checks_every_model(scenario, site):
+    run = scenario["first"]
+    assert_ok(run)
+    assert run.recap["changed"] > 0
+    assert run.stage_order() == STAGES, run.stage_order()
+    infer = run.result("Run every model against its reference")
+    assert sorted(m["name"] for m in infer["models"]) == MODELS
+    for model in infer["models"]:
+        assert model["reference"]["match"] is True and model["reference"]["mismatched_rows"] == 0, model
+        assert model["reference"]["rows"] > 0, model
+    state = scenario["deployed"]
+    assert state["buckets"] == [site.names["bucket"]]
+    assert sorted(state["objects"]) == sorted(
+        f"{site.names['prefix']}/{p.relative_to(ROOT / 'model_repository')}"
+        for p in (ROOT / "model_repository").rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+    assert state["repositories"] == [site.names["repository"]] and state["registry_tags"]
+    assert state["clusters"] == [site.names["cluster"]]
+    assert state["release_namespace"] and state["helm_releases"] and state["eks_kubeconfig"]
+    [image] = state["deployments"].values()
+    assert "@sha256:" in image, image
+
+
+def test_second_run_changes_nothing(scenario):
+    run = scenario["second"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
+    assert run.stage_order() == STAGES
+
+
+def test_check_diff_after_deploy_is_an_empty_plan(scenario):
+    run = scenario["plan"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
+    assert run.stage_order() == STAGES  # every stage planned, none skipped
+    assert scenario["after_plan"] == scenario["deployed"]
+
+
+def test_teardown_check_mode_predicts_and_removes_nothing(scenario):
+    run = scenario["teardown_plan"]
+    assert_ok(run)
+    changed = [n for n, r in run.tasks if r.get("changed")]
+    for task in ("Uninstall the Triton release", "Delete the release namespace", "Remove the kubeconfig the role wrote",
+                 "Report the bucket teardown", "Report the repository teardown"):  # fmt: skip
+        assert task in changed, (task, changed)
+    assert any(n.startswith("Ensure the EKS cluster") for n in changed), changed  # the module's plan: delete
+    assert run.result("Report the bucket teardown")["msg"].endswith("would be deleted with its objects")
+    assert scenario["after_teardown_plan"] == scenario["deployed"]
+
+
+def test_teardown_without_confirmation_keeps_bucket_and_repository_and_says_so(scenario, site):
+    run = scenario["teardown_keep"]
+    assert_ok(run)
+    assert run.stage_order() == list(reversed(STAGES)), run.stage_order()
+    assert run.result("Report what was kept")["msg"] == (
+        f"KEPT s3://{site.names['bucket']} (the model repository): pass"
+        " -e tritonfil_teardown_confirm_delete_bucket=true to delete it;"
+        f" KEPT ECR repository {site.names['repository']} and its images: pass"
+        " -e tritonfil_teardown_confirm_delete_repository=true to delete it. Everything else the deployment created"
+        " is removed."
+    )
+    kept = scenario["kept"]
+    assert kept["buckets"] == [site.names["bucket"]] and kept["objects"] == scenario["deployed"]["objects"]
+    assert kept["repositories"] == [site.names["repository"]] and kept["registry_tags"]
+    assert kept["clusters"] == [] and kept["helm_releases"] == [] and not kept["release_namespace"]
+
+
+def test_confirmed_teardown_removes_everything_the_deployment_created(scenario, site):
+    run = scenario["teardown"]
+    assert_ok(run)
+    assert run.recap["changed"] > 0
+    assert run.result("Report what was kept")["msg"] == "Everything the deployment created is removed."
+    gone = scenario["torn_down"]
+    assert gone == scenario["snapshot_before"]  # the state before the first deploy, OIDC provider count included
+    assert gone["buckets"] == [] and gone["repositories"] == [] and gone["registry_tags"] == []
+    assert gone["clusters"] == [] and gone["iam_roles"] == [] and gone["helm_releases"] == []
+    assert not gone["release_namespace"] and not gone["eks_kubeconfig"]
+    assert scenario["chart_leftovers"] == []  # nothing the chart labels, anywhere in the cluster
+
+
+def test_second_teardown_is_a_clean_noop(scenario):
+    run = scenario["teardown_again"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
+    assert run.result("Note that there is no cluster to remove Kubernetes objects from")["msg"].endswith(
+        "absent: nothing to remove from Kubernetes"
+    )
+
+
+def test_site_interrupted_mid_run_converges_on_rerun(scenario):
+    interrupted = scenario["interrupted"]
+    assert interrupted.rc != 0, interrupted.output[-2000:]
+    assert "[playbook_run: SIGINT after" in interrupted.output
+    assert "eks_gpu_cluster" not in interrupted.output  # it stopped inside s3_models
+    assert scenario["after_interrupt"]["clusters"] == []
+    resumed = scenario["resumed"]
+    assert_ok(resumed)
+    infer = resumed.result("Run every model against its reference")
+    assert all(m["reference"]["match"] for m in infer["models"]), infer["models"]
+    assert scenario["resumed_state"] == scenario["deployed"]
+
+
+def test_site_spec_repeats_the_role_spec_types():
+    """A variable validated up front has the type (and choices) its role validates it with."""
+    site = yaml.safe_load((ROOT / "playbooks" / "argument_specs.yml").read_text())["argument_specs"]
+    role_options: dict[str, dict] = {}
+    for spec in (ROOT / "roles").glob("*/meta/argument_specs.yml"):
+        role_options.update(yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"])
+    for entry in ("site", "teardown"):
+        for name, option in site[entry]["options"].items():
+            assert option.get("description") and option.get("type"), name
+            if name in role_options:
+                assert option["type"] == role_options[name]["type"], name
+                assert option.get("choices") == role_options[name].get("choices"), name
+            else:
+                assert name.startswith("tritonfil_"), name
