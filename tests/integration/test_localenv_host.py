@@ -77,12 +77,15 @@ def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
     nodes = tritonfil(state, "local", "exec", "--", "kubectl", "get", "nodes", "-o", "name")
     assert nodes.returncode == 0 and nodes.stdout.strip().startswith("node/ip-192-168-"), nodes
     assert ours(), "no process of the environment found while it is up"
+    # What eks_gpu_cluster writes for the simulated cluster (inventory/local): gone with the cluster.
+    (state / "eks-kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
 
     down = tritonfil(state, "local", "down")
     assert down.returncode == 0, down.stderr
     assert down.stdout.strip() == "stopped: triton, registry, moto, cluster"
     assert ours() == []
     assert not (state / "endpoints.json").exists() and not (state / "kubeconfig").exists()
+    assert not (state / "eks-kubeconfig").exists()
     again = tritonfil(state, "local", "down")
     assert again.stdout.strip() == "stopped: nothing was running"
     assert tritonfil(state, "local", "status").returncode == 3

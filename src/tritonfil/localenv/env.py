@@ -419,7 +419,8 @@ class LocalEnv:
             if proc.returncode != 0:
                 raise LocalEnvError(f"kwokctl delete cluster failed: {proc.stderr.strip()}")
             stopped.append("cluster")
-        for f in (self.endpoints_file, self.state / "env", self.kubeconfig):
+        # eks-kubeconfig: what eks_gpu_cluster wrote (inventory/local) for the cluster just deleted.
+        for f in (self.endpoints_file, self.state / "env", self.kubeconfig, self.state / "eks-kubeconfig"):
             f.unlink(missing_ok=True)
         return stopped
 
