@@ -5,7 +5,8 @@
 and the AWS endpoint override passed through, and parses the JSON that ``eksctl get ... -o json``
 prints. Any failure comes out as `EksctlError` carrying the command, rc, stdout and stderr, with
 AWS credentials redacted. `render_cluster_config` builds the ClusterConfig (eksctl.io/v1alpha5)
-the module hands to ``eksctl create cluster -f``; `plan` compares it with what exists.
+the module hands to ``eksctl create cluster -f``; `plan` compares it with what exists and `converge`
+makes an existing cluster complete (missing node groups, IRSA roles, OIDC provider) and scales it.
 
 No Ansible import, so unit tests and the simulator's tests use it directly.
 """
@@ -17,8 +18,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import yaml
 
 # Argument spec shared with plugins/doc_fragments/eksctl.py.
 EKSCTL_COMMON_ARGS: dict[str, dict[str, Any]] = {
@@ -37,6 +42,14 @@ _SECRET_PATTERNS = [
 
 NOT_FOUND_MARKERS = ("ResourceNotFoundException", "No cluster found for name")
 
+# `eksctl utils associate-iam-oidc-provider` without --approve (plan mode) logs one of these
+# (pkg/ctl/utils/associate_iam_oidc_provider.go, cmdutils.LogIntendedAction).
+OIDC_PRESENT_MARKER = "IAM Open ID Connect provider is already associated with cluster"
+OIDC_MISSING_MARKER = "would create IAM Open ID Connect provider for cluster"
+
+# EKS cluster statuses waited for (eksctl's own waiters would); DELETING and FAILED are refused.
+WAIT_STATUSES = ("CREATING", "PENDING")
+
 
 class EksctlError(Exception):
     """An eksctl command failed; ``message`` says what and on which cluster."""
@@ -52,6 +65,16 @@ class EksctlError(Exception):
 
     def details(self) -> dict[str, Any]:
         return {"command": self.command, "rc": self.rc, "stdout": self.stdout, "stderr": self.stderr}
+
+
+class Refusal(EksctlError):
+    """The cluster exists but cannot be made to match the config in place (version, instance type, status)."""
+
+    def __init__(self, message: str, cluster: dict[str, Any] | None = None,
+                 nodegroups: Sequence[dict[str, Any]] = ()) -> None:  # fmt: skip
+        super().__init__(message)
+        self.cluster = cluster
+        self.nodegroups = list(nodegroups)
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
@@ -131,6 +154,31 @@ class Eksctl:
         return [self.binary, "create", "cluster", "--config-file", config_file, "--write-kubeconfig=false",
                 "--timeout", f"{timeout}s"]  # fmt: skip
 
+    def argv_get_iamserviceaccounts(self, cluster: str) -> list[str]:
+        return [self.binary, "get", "iamserviceaccount", "--cluster", cluster, "--region", self.region,
+                "--output", "json"]  # fmt: skip
+
+    def argv_create_nodegroups(self, config_file: str, names: Sequence[str], timeout: int) -> list[str]:
+        # With --config-file eksctl refuses --region/--cluster (they come from metadata); --include picks the
+        # missing ones (an existing node group matching --include is an error, not a skip).
+        return [self.binary, "create", "nodegroup", "--config-file", config_file, f"--include={','.join(names)}",
+                "--timeout", f"{timeout}s"]  # fmt: skip
+
+    def argv_create_iamserviceaccounts(self, config_file: str, names: Sequence[str], timeout: int) -> list[str]:
+        # NAMES are NAMESPACE/NAME. --override-existing-serviceaccounts: a ServiceAccount that already exists in
+        # Kubernetes (without its role) gets the role and annotation instead of being skipped silently; it has
+        # no effect on roleOnly entries.
+        return [self.binary, "create", "iamserviceaccount", "--config-file", config_file,
+                f"--include={','.join(names)}", "--override-existing-serviceaccounts", "--approve",
+                "--timeout", f"{timeout}s"]  # fmt: skip
+
+    def argv_check_oidc_provider(self, cluster: str) -> list[str]:
+        # Without --approve this is eksctl's plan mode: it only says whether it would create the provider.
+        return [self.binary, "utils", "associate-iam-oidc-provider", "--cluster", cluster, "--region", self.region]
+
+    def argv_associate_oidc_provider(self, config_file: str) -> list[str]:
+        return [self.binary, "utils", "associate-iam-oidc-provider", "--config-file", config_file, "--approve"]
+
     def argv_scale_nodegroup(
         self, cluster: str, nodegroup: str, min_size: int, desired: int, max_size: int, wait: bool, timeout: int
     ) -> list[str]:
@@ -189,6 +237,28 @@ class Eksctl:
         """Node group summaries as `eksctl get nodegroup -o json` prints them."""
         argv = self.argv_get_nodegroups(cluster)
         return parse_json_list(self.check(argv, f"get nodegroups of {cluster}"), argv, f"get nodegroups of {cluster}")
+
+    def get_iamserviceaccounts(self, cluster: str) -> list[dict[str, Any]]:
+        """IRSA service accounts (their CloudFormation stacks) as `eksctl get iamserviceaccount -o json` prints
+        them: ``{"metadata": {"name", "namespace"}, "status": {"roleARN", "stackName", ...}}``."""
+        argv = self.argv_get_iamserviceaccounts(cluster)
+        what = f"get iamserviceaccounts of {cluster}"
+        return parse_json_list(self.check(argv, what), argv, what)
+
+    def oidc_provider_associated(self, cluster: str) -> bool:
+        """Whether the cluster's IAM OIDC provider exists, asked through eksctl's plan mode (no --approve)."""
+        argv = self.argv_check_oidc_provider(cluster)
+        what = f"check the IAM OIDC provider of {cluster}"
+        rc, out, err = self.run(argv, what)
+        if rc != 0:
+            raise EksctlError(f"{what} failed (rc={rc}): {last_error_line(err or out)}", command=argv, rc=rc,
+                              stdout=out, stderr=err)  # fmt: skip
+        if OIDC_PRESENT_MARKER in out + err:  # eksctl logs to stdout (get commands: stderr)
+            return True
+        if OIDC_MISSING_MARKER in out + err:
+            return False
+        raise EksctlError(f"{what}: eksctl said neither that the provider exists nor that it would create it",
+                          command=argv, rc=rc, stdout=out, stderr=err)  # fmt: skip
 
 
 def last_error_line(text: str) -> str:
@@ -283,9 +353,18 @@ def validate_config(config: dict[str, Any], name: str, region: str) -> list[str]
     return problems
 
 
+def service_account_name(sa: dict[str, Any]) -> str:
+    """NAMESPACE/NAME of an iam.serviceAccounts entry (eksctl's NameString; namespace defaults to default)."""
+    meta = sa.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
+
+
 def desired_state(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields the module compares and diffs, from a ClusterConfig."""
-    return {
+    """The fields the module compares and diffs, from a ClusterConfig.
+
+    ``iam_oidc_provider`` only with ``iam.withOIDC``, ``service_accounts`` (NAMESPACE/NAME) only when the
+    config has ``iam.serviceAccounts``: the module reads those only then."""
+    state: dict[str, Any] = {
         "name": config["metadata"]["name"],
         "version": str(config["metadata"]["version"]),
         "nodegroups": {
@@ -298,13 +377,25 @@ def desired_state(config: dict[str, Any]) -> dict[str, Any]:
             for ng in config.get("managedNodeGroups") or []
         },
     }
+    iam = config.get("iam") or {}
+    if iam.get("withOIDC"):
+        state["iam_oidc_provider"] = True
+    if iam.get("serviceAccounts"):
+        state["service_accounts"] = sorted(service_account_name(sa) for sa in iam["serviceAccounts"])
+    return state
 
 
-def current_state(cluster: dict[str, Any] | None, nodegroups: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The same fields from `eksctl get cluster` / `get nodegroup` JSON ({} when there is no cluster)."""
+def current_state(
+    cluster: dict[str, Any] | None,
+    nodegroups: Sequence[dict[str, Any]],
+    service_accounts: Sequence[dict[str, Any]] | None = None,
+    oidc_provider: bool | None = None,
+) -> dict[str, Any]:
+    """The same fields from `eksctl get cluster` / `get nodegroup` / `get iamserviceaccount` JSON and the OIDC
+    check ({} when there is no cluster; the IAM keys only when they were read)."""
     if cluster is None:
         return {}
-    return {
+    state: dict[str, Any] = {
         "name": cluster.get("Name", ""),
         "version": str(cluster.get("Version", "")),
         "nodegroups": {
@@ -317,12 +408,20 @@ def current_state(cluster: dict[str, Any] | None, nodegroups: Sequence[dict[str,
             for ng in nodegroups
         },
     }
+    if oidc_provider is not None:
+        state["iam_oidc_provider"] = oidc_provider
+    if service_accounts is not None:
+        state["service_accounts"] = sorted(service_account_name(sa) for sa in service_accounts)
+    return state
 
 
-def plan(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """(node groups to scale, refusals) to go from BEFORE to AFTER on an existing cluster."""
+def plan(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What to do to go from BEFORE to AFTER on an existing cluster:
+    ``associate_oidc`` (bool), ``create_nodegroups`` (names), ``create_service_accounts`` (NAMESPACE/NAME),
+    ``scale`` (node groups with their wanted sizes) and ``refusals`` (what cannot be changed in place)."""
     refusals = []
     scale = []
+    create_nodegroups = []
     name = after["name"]
     if before["version"] != after["version"]:
         refusals.append(
@@ -332,10 +431,7 @@ def plan(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[dict[str, 
     for ng_name, want in after["nodegroups"].items():
         have = before["nodegroups"].get(ng_name)
         if have is None:
-            refusals.append(
-                f"Cannot add managed node group {ng_name} to existing cluster {name}: "
-                f"it has {sorted(before['nodegroups']) or 'none'} (create it with `eksctl create nodegroup`)"
-            )
+            create_nodegroups.append(ng_name)
             continue
         if want["instance_type"] and have["instance_type"] and want["instance_type"] != have["instance_type"]:
             refusals.append(
@@ -345,4 +441,200 @@ def plan(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[dict[str, 
         sizes = ("min_size", "desired_capacity", "max_size")
         if any(want[k] != have[k] for k in sizes):
             scale.append({"name": ng_name, **{k: want[k] for k in sizes}})
-    return scale, refusals
+    have_sas = before.get("service_accounts")
+    create_service_accounts = [
+        sa for sa in after.get("service_accounts", []) if have_sas is not None and sa not in have_sas
+    ]
+    return {
+        "associate_oidc": bool(after.get("iam_oidc_provider")) and before.get("iam_oidc_provider") is False,
+        "create_nodegroups": create_nodegroups,
+        "create_service_accounts": create_service_accounts,
+        "scale": scale,
+        "refusals": refusals,
+    }
+
+
+def _describe_nodegroup(config: dict[str, Any], name: str) -> str:
+    ng = next(ng for ng in config.get("managedNodeGroups") or [] if ng["name"] == name)
+    return (
+        f"create node group {name} ({ng.get('instanceType', '?')}, min {ng['minSize']}, "
+        f"desired {ng['desiredCapacity']}, max {ng['maxSize']})"
+    )
+
+
+def _describe_service_account(config: dict[str, Any], name: str) -> str:
+    sa = next(sa for sa in (config.get("iam") or {}).get("serviceAccounts") or [] if service_account_name(sa) == name)
+    what = "IAM role" if sa.get("roleOnly") else "IAM role and ServiceAccount"
+    role = f" {sa['roleName']}" if sa.get("roleName") else ""
+    return f"create IRSA service account {name} ({what}{role})"
+
+
+def converge(
+    eksctl: Eksctl,
+    config: dict[str, Any],
+    *,
+    check_mode: bool,
+    wait_timeout: int,
+    wait: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    poll_interval: float = 10.0,
+    commands: list[list[str]] | None = None,
+) -> dict[str, Any]:
+    """Make the cluster of CONFIG exist and match it as far as eksctl can in place.
+
+    Missing cluster: ``eksctl create cluster``. Existing cluster (after waiting while it is CREATING, as
+    eksctl's own waiters would): the IAM OIDC provider (``utils associate-iam-oidc-provider``), IRSA service
+    accounts (``create iamserviceaccount``) and managed node groups (``create nodegroup``) that are missing
+    are created — what an interrupted ``eksctl create cluster`` leaves out — and node group sizes scaled.
+    A different version or instance type, or a cluster DELETING/FAILED, raises `Refusal`. In CHECK_MODE only
+    reads run. WAIT: wait for scaling (creation always waits). Returns ``changed``, ``actions``, ``commands``,
+    ``warnings``, ``diff`` (None when unchanged), ``cluster`` and ``nodegroups``. COMMANDS, when given, is
+    the list the commands run are appended to (a caller still has them when an `EksctlError` interrupts)."""
+    name = config["metadata"]["name"]
+    after = desired_state(config)
+    out: dict[str, Any] = {"changed": False, "actions": [], "commands": [] if commands is None else commands,
+                           "warnings": [], "diff": None, "cluster": None, "nodegroups": []}  # fmt: skip
+    cluster = eksctl.get_cluster(name)
+    cluster = _settled(eksctl, cluster, name, check_mode, wait_timeout, sleep, clock, poll_interval, out)
+    todo: dict[str, Any] = {"associate_oidc": False, "create_nodegroups": [], "create_service_accounts": [],
+                            "scale": []}  # fmt: skip
+    if cluster is None:
+        before: dict[str, Any] = {}
+        nodegroups: list[dict[str, Any]] = []
+        out["actions"].append(
+            f"create cluster {name} (Kubernetes {after['version']}) with node groups {', '.join(after['nodegroups'])}"
+        )
+    elif cluster.get("Status") in WAIT_STATUSES:  # check mode: eksctl cannot read IAM of a cluster not ACTIVE
+        nodegroups = []
+        before = current_state(cluster, nodegroups)
+        out["actions"].append(
+            f"wait for cluster {name} to become ACTIVE (it is {cluster.get('Status')}), then create what it lacks"
+        )
+        after = {**after, "nodegroups": {**before["nodegroups"], **after["nodegroups"]}}
+    else:
+        nodegroups = eksctl.get_nodegroups(name)
+        sas = eksctl.get_iamserviceaccounts(name) if "service_accounts" in after else None
+        oidc = eksctl.oidc_provider_associated(name) if after.get("iam_oidc_provider") else None
+        before = current_state(cluster, nodegroups, sas, oidc)
+        todo = plan(before, after)
+        if todo["refusals"]:
+            raise Refusal("; ".join(todo["refusals"]), cluster, nodegroups)
+        if todo["associate_oidc"]:
+            out["actions"].append(f"associate IAM OIDC provider with cluster {name}")
+        for sa in todo["create_service_accounts"]:
+            out["actions"].append(_describe_service_account(config, sa))
+        for ng in todo["create_nodegroups"]:
+            out["actions"].append(_describe_nodegroup(config, ng))
+        for ng in todo["scale"]:
+            out["actions"].append(
+                f"scale node group {ng['name']} to min {ng['min_size']}, desired {ng['desired_capacity']}, "
+                f"max {ng['max_size']}"
+            )
+        # Node groups and service accounts the config does not name are left alone: reported, never compared.
+        after = {**after, "nodegroups": {**before["nodegroups"], **after["nodegroups"]}}
+        if "service_accounts" in after:
+            after["service_accounts"] = sorted(set(before["service_accounts"]) | set(after["service_accounts"]))
+    out["changed"] = bool(out["actions"])
+    if out["changed"]:
+        out["diff"] = {"before": before, "after": after}
+    if check_mode or not out["changed"]:
+        out.update(cluster=cluster, nodegroups=nodegroups)
+        return out
+
+    config_file = None
+    try:
+        if out["changed"]:
+            fd, config_file = tempfile.mkstemp(prefix="eksctl-", suffix=".yaml")
+            with os.fdopen(fd, "w") as f:
+                yaml.safe_dump(config, f, sort_keys=False)
+        if cluster is None:
+            _do(eksctl, out, eksctl.argv_create_cluster(config_file, wait_timeout), f"create cluster {name}")
+        if todo["associate_oidc"]:
+            _do(eksctl, out, eksctl.argv_associate_oidc_provider(config_file),
+                f"associate IAM OIDC provider with cluster {name}")  # fmt: skip
+        if todo["create_service_accounts"]:
+            _do(eksctl, out,
+                eksctl.argv_create_iamserviceaccounts(config_file, todo["create_service_accounts"], wait_timeout),
+                f"create iamserviceaccounts {', '.join(todo['create_service_accounts'])} of {name}")  # fmt: skip
+        if todo["create_nodegroups"]:
+            _do(eksctl, out, eksctl.argv_create_nodegroups(config_file, todo["create_nodegroups"], wait_timeout),
+                f"create node groups {', '.join(todo['create_nodegroups'])} of {name}")  # fmt: skip
+    finally:
+        if config_file:
+            os.unlink(config_file)
+    for ng in todo["scale"]:
+        argv = eksctl.argv_scale_nodegroup(
+            name, ng["name"], ng["min_size"], ng["desired_capacity"], ng["max_size"], wait, wait_timeout
+        )
+        _do(eksctl, out, argv, f"scale node group {ng['name']} of {name}")
+
+    cluster = eksctl.get_cluster(name)
+    if cluster is None:
+        raise EksctlError(f"cluster {name} not found after eksctl create cluster")
+    out.update(cluster=cluster, nodegroups=eksctl.get_nodegroups(name))
+    missing = [ng for ng in after["nodegroups"] if ng not in {n["Name"] for n in out["nodegroups"]}]
+    if missing:
+        raise EksctlError(f"cluster {name}: node groups {', '.join(missing)} still missing after eksctl ran")
+    if todo["create_service_accounts"]:
+        have = {service_account_name(sa) for sa in eksctl.get_iamserviceaccounts(name)}
+        still = [sa for sa in todo["create_service_accounts"] if sa not in have]
+        if still:
+            raise EksctlError(
+                f"cluster {name}: IRSA service accounts {', '.join(still)} still missing after eksctl create "
+                "iamserviceaccount"
+            )
+    return out
+
+
+def _do(eksctl: Eksctl, out: dict[str, Any], argv: list[str], what: str) -> None:
+    eksctl.check(argv, what)
+    out["commands"].append(argv)
+
+
+def _settled(
+    eksctl: Eksctl,
+    cluster: dict[str, Any] | None,
+    name: str,
+    check_mode: bool,
+    wait_timeout: int,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    poll_interval: float,
+    out: dict[str, Any],
+) -> dict[str, Any] | None:
+    """CLUSTER once it is no longer CREATING (not waited for in check mode); Refusal when DELETING/FAILED."""
+    if cluster is None:
+        return None
+    status = cluster.get("Status", "")
+    if status in WAIT_STATUSES:
+        if check_mode:
+            out["warnings"].append(
+                f"cluster {name} is {status}: a real run waits until it is ACTIVE, then creates the node groups, "
+                "IRSA roles and OIDC provider it lacks"
+            )
+            return cluster
+        deadline = clock() + wait_timeout
+        while status in WAIT_STATUSES:
+            if clock() >= deadline:
+                raise EksctlError(f"cluster {name} is still {status} after {wait_timeout}s")
+            sleep(poll_interval)
+            cluster = eksctl.get_cluster(name)
+            if cluster is None:
+                raise EksctlError(
+                    f"cluster {name} disappeared while it was {status} (its creation failed and was rolled back?)"
+                )
+            status = cluster.get("Status", "")
+    if status == "DELETING":
+        raise Refusal(
+            f"cluster {name} is being deleted (status DELETING): run again once the deletion has finished "
+            f"(`eksctl get cluster --name {name} --region {eksctl.region}` reports it missing)",
+            cluster,
+        )
+    if status == "FAILED":
+        raise Refusal(
+            f"cluster {name} is in status FAILED: delete it (`eksctl delete cluster --name {name} --region "
+            f"{eksctl.region}`) and run again",
+            cluster,
+        )
+    return cluster

@@ -8,10 +8,18 @@ description:
   - Renders an eksctl C(ClusterConfig) (C(eksctl.io/v1alpha5)) from the options, or takes one as O(config),
     and makes the cluster match it.
   - When the cluster is missing it runs C(eksctl create cluster --config-file).
-  - When it exists, managed node groups whose C(minSize)/C(desiredCapacity)/C(maxSize) differ are scaled with
-    C(eksctl scale nodegroup); nothing else is changed. Changing what cannot be changed in place (the Kubernetes
-    version, a node group's instance type, adding a node group) fails with a message such as
-    C(Cannot modify version of existing cluster NAME).
+  - When it exists (after waiting while it is C(CREATING), as eksctl's own waiters would), what it lacks is
+    created, as an interrupted C(eksctl create cluster) leaves it (the control plane first, the rest after),
+    all with the same rendered ClusterConfig - the IAM OIDC provider
+    (C(eksctl utils associate-iam-oidc-provider --config-file F --approve); detected with the same command
+    in plan mode), IRSA service accounts or roles missing from C(eksctl get iamserviceaccount)
+    (C(eksctl create iamserviceaccount --config-file F --include=NS/NAME --override-existing-serviceaccounts
+    --approve)), and managed node groups missing from C(eksctl get nodegroup)
+    (C(eksctl create nodegroup --config-file F --include=NAME)); managed node groups whose
+    C(minSize)/C(desiredCapacity)/C(maxSize) differ are scaled with C(eksctl scale nodegroup). Nothing else is
+    changed. Changing what cannot be changed in place (the Kubernetes version, a node group's instance type)
+    fails with a message such as C(Cannot modify version of existing cluster NAME); so does a cluster in status
+    C(DELETING) or C(FAILED).
   - With O(state=absent) it runs C(eksctl delete cluster); a missing cluster is a no-op.
   - Writes the kubeconfig (C(eksctl utils write-kubeconfig)) to O(kubeconfig), mode 0600, reporting a change
     only when its content changes.
@@ -121,10 +129,15 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads the cluster and reports the predicted change (and diff) without running create, scale or delete.
+    description:
+      - Reads the cluster and reports the predicted change (and diff) without running create, scale or delete
+        (a cluster still C(CREATING) is not waited for; the plan then says it would wait).
   diff_mode:
     support: full
-    description: Before/after of the version and each node group's instance type and sizes.
+    description:
+      - Before/after of the version, each node group's instance type and sizes, and (when the config has them)
+        whether the IAM OIDC provider exists (C(iam_oidc_provider)) and the IRSA service accounts
+        (C(service_accounts), NAMESPACE/NAME).
 """
 
 EXAMPLES = r"""
@@ -191,7 +204,9 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["scale node group gpu to min 1, desired 2, max 3"]
+  sample:
+    - create node group gpu (g4dn.xlarge, min 1, desired 1, max 3)
+    - scale node group system to min 1, desired 2, max 3
 commands:
   description: The eksctl command lines that changed something (none in check mode).
   returned: always
@@ -207,15 +222,14 @@ import os
 import tempfile
 import time
 
-import yaml
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfil.eks.plugins.module_utils.eksctl import (
     EKSCTL_COMMON_ARGS,
     Eksctl,
     EksctlError,
+    Refusal,
+    converge,
     current_state,
-    desired_state,
-    plan,
     render_cluster_config,
     validate_config,
 )
@@ -312,57 +326,30 @@ def ensure_present(module, eksctl, result):
     if problems:
         module.fail_json(msg=f"invalid ClusterConfig for cluster {name}: " + "; ".join(problems), config=config)
     result["config"] = config
-    after = desired_state(config)
-    cluster, nodegroups = read_cluster(eksctl, name)
-    before = current_state(cluster, nodegroups)
-    if cluster is None:
-        result["actions"].append(
-            f"create cluster {name} (Kubernetes {after['version']}) with node groups {', '.join(after['nodegroups'])}"
+    try:
+        out = converge(
+            eksctl,
+            config,
+            check_mode=module.check_mode,
+            wait_timeout=p["wait_timeout"],
+            wait=p["wait"],
+            commands=result["commands"],
         )
-        scale = []
-    else:
-        scale, refusals = plan(before, after)
-        if refusals:
-            module.fail_json(msg="; ".join(refusals), cluster=cluster, nodegroups=nodegroups, config=config)
-        for ng in scale:
-            result["actions"].append(
-                f"scale node group {ng['name']} to min {ng['min_size']}, desired {ng['desired_capacity']}, "
-                f"max {ng['max_size']}"
-            )
-        # Node groups the config does not name are left alone: report, never compare them.
-        after = {**after, "nodegroups": {**{k: v for k, v in before["nodegroups"].items()}, **after["nodegroups"]}}
-    result["changed"] = bool(result["actions"])
-    if result["changed"]:
-        result["diff"] = {"before": before, "after": after}
+    except Refusal as exc:
+        module.fail_json(msg=exc.message, cluster=exc.cluster, nodegroups=exc.nodegroups, config=config)
+    for warning in out["warnings"]:
+        module.warn(warning)
+    result.update(changed=out["changed"], cluster=out["cluster"], nodegroups=out["nodegroups"])
+    result["actions"].extend(out["actions"])
+    if out["diff"]:
+        result["diff"] = out["diff"]
     if module.check_mode:
         kubeconfig = os.path.abspath(os.path.expanduser(p["kubeconfig"])) if p["kubeconfig"] else None
         if kubeconfig and not os.path.exists(kubeconfig):
             result["actions"].append(f"write kubeconfig {kubeconfig}")
             result["changed"] = True
-        result.update(cluster=cluster, nodegroups=nodegroups, kubeconfig=kubeconfig if cluster else None)
+        result["kubeconfig"] = kubeconfig if out["cluster"] else None
         module.exit_json(**result)
-
-    if cluster is None:
-        fd, config_file = tempfile.mkstemp(prefix="eksctl-", suffix=".yaml")
-        try:
-            with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(config, f, sort_keys=False)
-            argv = eksctl.argv_create_cluster(config_file, p["wait_timeout"])
-            eksctl.check(argv, f"create cluster {name}")
-        finally:
-            os.unlink(config_file)
-        result["commands"].append(argv)
-    for ng in scale:
-        argv = eksctl.argv_scale_nodegroup(
-            name, ng["name"], ng["min_size"], ng["desired_capacity"], ng["max_size"], p["wait"], p["wait_timeout"]
-        )
-        eksctl.check(argv, f"scale node group {ng['name']} of {name}")
-        result["commands"].append(argv)
-
-    cluster, nodegroups = read_cluster(eksctl, name)
-    if cluster is None:
-        module.fail_json(msg=f"cluster {name} not found after eksctl create cluster", **result)
-    result.update(cluster=cluster, nodegroups=nodegroups)
     if p["kubeconfig"]:
         path, changed = write_kubeconfig(module, eksctl, name, p["kubeconfig"])
         result["kubeconfig"] = path

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,13 +119,16 @@ def run_playbook(
     inventory: str = "inventory/local",
     parse: type[Run] = Run,
     interrupt_at: str | None = None,
+    interrupt_when: Callable[[], bool] | None = None,
     timeout: int = 900,
 ) -> Run:
     """Run PLAYBOOK (relative to the checkout) against INVENTORY, as a user would, in WORK.
 
     ENV as for run_role. With INTERRUPT_AT, the run uses the default callback (it prints each task as it
     starts) and gets SIGINT, sent to its whole process group like a Ctrl-C, as soon as a line containing
-    INTERRUPT_AT appears; the result then has the printed text only (no parsed tasks).
+    INTERRUPT_AT appears; the result then has the printed text only (no parsed tasks). INTERRUPT_WHEN,
+    if given, delays that SIGINT until it returns true (polled every 0.2 s for up to 120 s), e.g. until
+    a resource the running task creates exists.
     """
     work.mkdir(parents=True)
     full = {
@@ -149,6 +152,9 @@ def run_playbook(
     for line in child.stdout:
         lines.append(line)
         if interrupt_at in line:
+            deadline = time.monotonic() + 120
+            while interrupt_when is not None and not interrupt_when() and time.monotonic() < deadline:
+                time.sleep(0.2)
             os.killpg(child.pid, signal.SIGINT)
             lines.append(f"[playbook_run: SIGINT after {time.monotonic() - start:.1f}s]\n")
             break

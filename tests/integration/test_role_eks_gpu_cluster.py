@@ -3,8 +3,10 @@
 eksctl is scripts/eksctl-sim (real eksctl cannot create clusters against moto), backed by moto's EKS and
 IAM APIs; its write-kubeconfig writes the kwok cluster's kubeconfig, whose 2 simulated g4dn.12xlarge
 nodes carry eks.amazonaws.com/nodegroup=gpu and allocatable nvidia.com/gpu. One module-scoped
-environment; the lifecycle scenario runs in order (plan -> create -> idempotent -> scale -> refused
-version change -> GPU check failure -> delete -> delete again) and each test asserts on one step.
+environment; the lifecycle scenario runs in order (plan -> create -> idempotent -> a cluster stripped of its
+node groups, IRSA role and OIDC provider, as an interrupted `eksctl create cluster` leaves it: plan, complete,
+idempotent -> scale -> refused version change -> GPU check failure -> delete -> delete again) and each test
+asserts on one step.
 AWS_ENDPOINT_URL is not set for the playbooks: only the role's endpoint variable leads to moto.
 """
 
@@ -130,6 +132,22 @@ def scenario(env: Env) -> dict[str, Any]:
     kubeconfig = Path(variables["eks_gpu_cluster_kubeconfig"])
     out["kubeconfig_mode"] = stat.S_IMODE(kubeconfig.stat().st_mode)
     out["second"] = env.run(variables)
+    # What SIGINT during `eksctl create cluster` leaves: the control plane without what eksctl adds after it.
+    eks = env.client("eks")
+    for ng in eks.list_nodegroups(clusterName=CLUSTER)["nodegroups"]:
+        eks.delete_nodegroup(clusterName=CLUSTER, nodegroupName=ng)
+    iam.delete_role_policy(RoleName=role, PolicyName="Policy1")
+    iam.delete_role(RoleName=role)
+    for provider in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider["Arn"])
+    out["bare_plan"] = env.run(variables, "--check", "--diff")
+    out["bare_nodegroups_after_plan"] = eks.list_nodegroups(clusterName=CLUSTER)["nodegroups"]
+    out["bare"] = env.run(variables)
+    out["bare_nodegroups"] = sorted(eks.list_nodegroups(clusterName=CLUSTER)["nodegroups"])
+    out["bare_scaling"] = env.scaling()
+    out["bare_irsa_policy"] = iam.get_role_policy(RoleName=role, PolicyName="Policy1")["PolicyDocument"]
+    out["bare_oidc_providers"] = len(iam.list_open_id_connect_providers()["OpenIDConnectProviderList"])
+    out["bare_again"] = env.run(variables)
     out["scale_plan"] = env.run({**variables, "eks_gpu_cluster_nodes_desired": 3}, "--check", "--diff")
     out["scaling_after_scale_plan"] = env.scaling()
     out["scale"] = env.run({**variables, "eks_gpu_cluster_nodes_desired": 3})
@@ -150,7 +168,11 @@ def scenario(env: Env) -> dict[str, Any]:
     out["clusters_absent"] = env.clusters()
     out["roles_absent"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if CLUSTER in r["RoleName"]]
     out["absent_again"] = env.run({**variables, "eks_gpu_cluster_state": "absent"})
-    print(f"eks_gpu_cluster role: first run {out['first'].seconds:.1f}s, second run {out['second'].seconds:.1f}s")
+    print(
+        f"eks_gpu_cluster role: first run {out['first'].seconds:.1f}s, second run {out['second'].seconds:.1f}s, "
+        f"bare cluster plan {out['bare_plan'].seconds:.1f}s, completed {out['bare'].seconds:.1f}s, "
+        f"again {out['bare_again'].seconds:.1f}s"
+    )
     return out
 
 
@@ -171,6 +193,8 @@ def test_check_mode_plans_the_cluster_without_creating_it(scenario, env):
             "gpu": {"instance_type": "g4dn.12xlarge", "min_size": 2, "desired_capacity": 2, "max_size": 4},
             "system": {"instance_type": "m6i.xlarge", "min_size": 1, "desired_capacity": 1, "max_size": 2},
         },
+        "iam_oidc_provider": True,
+        "service_accounts": ["triton/triton"],
     }
     assert result["commands"] == []
     assert not run.ran(GPU_TASK)  # nothing to check yet
@@ -233,6 +257,56 @@ def test_second_run_changes_nothing(scenario):
     assert run.recap["changed"] == 0, run.tail()
     assert run.result(CLUSTER_TASK)["commands"] == []
     assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
+
+
+BARE_ACTIONS = [
+    f"associate IAM OIDC provider with cluster {CLUSTER}",
+    f"create IRSA service account triton/triton (IAM role tritonfil-{CLUSTER}-triton-triton)",
+    "create node group gpu (g4dn.12xlarge, min 2, desired 2, max 4)",
+    "create node group system (m6i.xlarge, min 1, desired 1, max 2)",
+]
+
+
+def test_check_mode_plans_completing_a_cluster_left_bare(scenario):
+    run = scenario["bare_plan"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["actions"] == BARE_ACTIONS and result["commands"] == []
+    assert result["diff"]["before"]["nodegroups"] == {}
+    assert result["diff"]["before"]["iam_oidc_provider"] is False
+    assert result["diff"]["before"]["service_accounts"] == []
+    assert result["diff"]["after"]["service_accounts"] == ["triton/triton"]
+    assert sorted(result["diff"]["after"]["nodegroups"]) == ["gpu", "system"]
+    assert scenario["bare_nodegroups_after_plan"] == []
+
+
+def test_a_cluster_left_bare_is_completed_then_unchanged(scenario, env):
+    """An interrupted `eksctl create cluster` leaves the control plane only; the rerun adds the OIDC provider, the
+    IRSA role and both node groups with the same ClusterConfig instead of failing `Cannot add managed node group`."""
+    run = scenario["bare"]
+    assert_ok(run)
+    assert run.recap["changed"] == 1, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["actions"] == BARE_ACTIONS
+    sim = str(ROOT / "scripts" / "eksctl-sim")
+    assert [c[:3] for c in result["commands"]] == [
+        [sim, "utils", "associate-iam-oidc-provider"],
+        [sim, "create", "iamserviceaccount"],
+        [sim, "create", "nodegroup"],
+    ]
+    assert result["commands"][1][5:7] == ["--include=triton/triton", "--override-existing-serviceaccounts"]
+    assert result["commands"][2][5] == "--include=gpu,system"
+    assert sorted(ng["Name"] for ng in result["nodegroups"]) == ["gpu", "system"]
+    assert scenario["bare_nodegroups"] == ["gpu", "system"]
+    assert scenario["bare_scaling"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
+    assert scenario["bare_irsa_policy"] == scenario["irsa_policy"]
+    assert scenario["bare_oidc_providers"] == 1
+    assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
+    again = scenario["bare_again"]
+    assert_ok(again)
+    assert again.recap["changed"] == 0, again.tail()
+    assert again.result(CLUSTER_TASK)["commands"] == []
 
 
 def test_check_mode_plans_the_scale_without_doing_it(scenario):

@@ -10,7 +10,9 @@ One module-scoped scenario, run in order, each test asserting on one step of it:
    left (moto: no bucket, repository, cluster, IAM role; the cluster: no release or namespace objects);
 7. teardown.yml again: changed=0;
 8. site.yml interrupted by SIGINT (process group, as a Ctrl-C) while s3_models uploads into the new
-   bucket, then site.yml again: converges to the state of step 2.
+   bucket, then interrupted again inside `eksctl create cluster` once the control plane exists (the
+   simulator pauses there, as real eksctl waits minutes for CloudFormation), leaving a cluster without
+   node groups, IRSA role or OIDC provider; then site.yml again: converges to the state of step 2.
 
 The playbooks run as a user runs them (`ansible-playbook site.yml -i inventory/local`), with the
 environment `tritonfil local exec` gives, minus AWS_ENDPOINT_URL/AWS_URL (only the inventory's endpoint
@@ -23,7 +25,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,23 @@ class Site:
     count: int = 0
     runs: dict[str, SiteRun] = field(default_factory=dict)
 
-    def run(self, label: str, playbook: str, *args: str, interrupt_at: str | None = None) -> SiteRun:
+    def run(
+        self,
+        label: str,
+        playbook: str,
+        *args: str,
+        interrupt_at: str | None = None,
+        interrupt_when: Callable[[], bool] | None = None,
+    ) -> SiteRun:
         self.count += 1
         run = run_playbook(
-            playbook, self.work / f"{self.count:02d}-{label}", self.env, *args, parse=SiteRun, interrupt_at=interrupt_at
+            playbook,
+            self.work / f"{self.count:02d}-{label}",
+            self.env,
+            *args,
+            parse=SiteRun,
+            interrupt_at=interrupt_at,
+            interrupt_when=interrupt_when,
         )
         assert FAKE_SECRET not in run.output, f"{label}: the AWS secret key appears in the ansible output"
         self.runs[label] = run
@@ -228,6 +243,19 @@ def scenario(site: Site) -> dict[str, Any]:
         "interrupted", "site.yml", interrupt_at="TASK [tritonfil.eks.s3_models : Upload the changed model files]"
     )
     out["after_interrupt"] = site.snapshot()
+    site.env["EKSCTL_SIM_CONTROL_PLANE_PAUSE"] = "300"
+    try:
+        # SIGINT once moto has the cluster: inside `eksctl create cluster`, after the control plane and
+        # before the node groups (the simulator pauses there).
+        out["interrupted_eks"] = site.run(
+            "interrupted-eks",
+            "site.yml",
+            interrupt_at="TASK [tritonfil.eks.eks_gpu_cluster : Ensure the EKS cluster",
+            interrupt_when=lambda: site.names["cluster"] in site.aws("eks").list_clusters()["clusters"],
+        )
+    finally:
+        site.env.pop("EKSCTL_SIM_CONTROL_PLANE_PAUSE")
+    out["after_eks_interrupt"] = site.snapshot()
     out["resumed"] = site.run("resumed", "site.yml")
     out["resumed_state"] = site.snapshot()
     timed = (
@@ -239,6 +267,7 @@ def scenario(site: Site) -> dict[str, Any]:
         "teardown",
         "teardown_again",
         "interrupted",
+        "interrupted_eks",
         "resumed",
     )
     print("wall times: " + ", ".join(f"{k} {out[k].seconds:.0f}s" for k in timed))
@@ -358,14 +387,28 @@ def test_second_teardown_is_a_clean_noop(scenario):
     )
 
 
-def test_site_interrupted_mid_run_converges_on_rerun(scenario):
+def test_site_interrupted_mid_run_converges_on_rerun(scenario, site):
     interrupted = scenario["interrupted"]
     assert interrupted.rc != 0, interrupted.output[-2000:]
     assert "[playbook_run: SIGINT after" in interrupted.output
     assert "eks_gpu_cluster" not in interrupted.output  # it stopped inside s3_models
     assert scenario["after_interrupt"]["clusters"] == []
+    interrupted_eks = scenario["interrupted_eks"]
+    assert interrupted_eks.rc != 0, interrupted_eks.output[-2000:]
+    assert "[playbook_run: SIGINT after" in interrupted_eks.output
+    # What an interrupted `eksctl create cluster` leaves (on AWS too): the control plane only.
+    bare = scenario["after_eks_interrupt"]
+    cluster = site.names["cluster"]
+    assert bare["clusters"] == [cluster] and bare["nodegroups"] == {cluster: {}}, bare
+    assert bare["iam_roles"] == [] and bare["oidc_providers"] == scenario["snapshot_before"]["oidc_providers"], bare
     resumed = scenario["resumed"]
     assert_ok(resumed)
+    actions = resumed.result("Ensure the EKS cluster and its GPU and system node groups (eksctl)")["actions"]
+    assert f"associate IAM OIDC provider with cluster {cluster}" in actions, actions
+    assert [a.split(" (")[0] for a in actions if a.startswith("create node group")] == [
+        "create node group gpu",
+        "create node group system",
+    ], actions
     infer = resumed.result("Run every model against its reference")
     assert all(m["reference"]["match"] for m in infer["models"]), infer["models"]
     assert scenario["resumed_state"] == scenario["deployed"]

@@ -18,6 +18,8 @@ from tritonfil.models import module_utils
 _eksctl = module_utils("eksctl")  # the collection's plugins/module_utils/eksctl.py, from this checkout
 Eksctl = _eksctl.Eksctl
 EksctlError = _eksctl.EksctlError
+Refusal = _eksctl.Refusal
+converge = _eksctl.converge
 current_state = _eksctl.current_state
 desired_state = _eksctl.desired_state
 plan = _eksctl.plan
@@ -64,6 +66,27 @@ GET_NODEGROUP_JSON = """[
         "Type": "managed"
     }
 ]"""
+# `eksctl get iamserviceaccount --cluster c1 -o json`: api.ClusterIAMServiceAccount (json tags) built from the
+# IRSA stacks (pkg/cfn/manager/iam.go GetIAMServiceAccounts; roleOnly ones have a stack too).
+GET_IAMSERVICEACCOUNT_JSON = """[
+    {
+        "metadata": {"name": "triton", "namespace": "triton"},
+        "status": {
+            "roleARN": "arn:aws:iam::123456789012:role/tritonfil-c1-triton-triton",
+            "stackName": "eksctl-c1-addon-iamserviceaccount-triton-triton",
+            "tags": {"alpha.eksctl.io/iamserviceaccount-name": "triton/triton"},
+            "capabilities": ["CAPABILITY_IAM"]
+        }
+    }
+]"""
+# `eksctl utils associate-iam-oidc-provider --cluster c1` without --approve (plan mode), on stdout.
+OIDC_PRESENT = (
+    '2026-11-26 05:00:01 [ℹ]  IAM Open ID Connect provider is already associated with cluster "c1" in "us-east-1"\n'
+)
+OIDC_MISSING = (
+    '2026-11-26 05:00:01 [ℹ]  (plan) would create IAM Open ID Connect provider for cluster "c1" in "us-east-1"\n'
+    "2026-11-26 05:00:01 [!]  no changes were applied, run again with '--approve' to apply the changes\n"
+)
 # What eksctl prints (stderr, rc 1) for a cluster that does not exist (pkg/eks/eks.go GetCluster).
 NOT_FOUND_STDERR = (
     'Error: unable to describe control plane "c1": operation error EKS: DescribeCluster, https response error '
@@ -78,9 +101,17 @@ class Recorder:
         self.answers = list(answers)
         self.calls: list[tuple[list[str], dict[str, str]]] = []
 
+        self.config_files: list[dict] = []  # the --config-file each command got, as it was when it ran
+
     def __call__(self, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         self.calls.append((argv, env))
+        if "--config-file" in argv:
+            self.config_files.append(yaml.safe_load(Path(argv[argv.index("--config-file") + 1]).read_text()))
+        assert self.answers, f"unexpected command {argv}"
         return self.answers.pop(0)
+
+    def verbs(self) -> list[str]:
+        return [" ".join(argv[1:3]) for argv, _ in self.calls]
 
 
 def make(*answers: tuple[int, str, str], environ: dict[str, str] | None = None) -> tuple[Eksctl, Recorder]:
@@ -132,6 +163,24 @@ def test_command_lines_are_exact_argv_lists():
     ]  # fmt: skip
     assert e.argv_delete_cluster("c1", False, 1800) == [
         "/opt/bin/eksctl", "delete", "cluster", "--name", "c1", "--region", "us-east-1",
+    ]  # fmt: skip
+    assert e.argv_get_iamserviceaccounts("c1") == [
+        "/opt/bin/eksctl", "get", "iamserviceaccount", "--cluster", "c1", "--region", "us-east-1", "--output", "json",
+    ]  # fmt: skip
+    # With --config-file eksctl refuses --region and --cluster ("cannot use --region when --config-file/-f is set").
+    assert e.argv_create_nodegroups("/tmp/c1.yaml", ["gpu", "system"], 2400) == [
+        "/opt/bin/eksctl", "create", "nodegroup", "--config-file", "/tmp/c1.yaml", "--include=gpu,system",
+        "--timeout", "2400s",
+    ]  # fmt: skip
+    assert e.argv_create_iamserviceaccounts("/tmp/c1.yaml", ["triton/triton"], 2400) == [
+        "/opt/bin/eksctl", "create", "iamserviceaccount", "--config-file", "/tmp/c1.yaml", "--include=triton/triton",
+        "--override-existing-serviceaccounts", "--approve", "--timeout", "2400s",
+    ]  # fmt: skip
+    assert e.argv_check_oidc_provider("c1") == [
+        "/opt/bin/eksctl", "utils", "associate-iam-oidc-provider", "--cluster", "c1", "--region", "us-east-1",
+    ]  # fmt: skip
+    assert e.argv_associate_oidc_provider("/tmp/c1.yaml") == [
+        "/opt/bin/eksctl", "utils", "associate-iam-oidc-provider", "--config-file", "/tmp/c1.yaml", "--approve",
     ]  # fmt: skip
     assert e.argv_write_kubeconfig("c1", "/root/.kube/c1") == [
         "/opt/bin/eksctl", "utils", "write-kubeconfig", "--cluster", "c1", "--region", "us-east-1",
@@ -236,30 +285,31 @@ def wanted(version: str = "1.33", **ng: object) -> dict:
     return desired_state(render_cluster_config("c1", "us-east-1", version, [{**NODEGROUP, **ng}]))
 
 
+NOTHING = {"associate_oidc": False, "create_nodegroups": [], "create_service_accounts": [], "scale": [],
+           "refusals": []}  # fmt: skip
+
+
 def test_plan_no_change_when_equal():
-    assert plan(existing(), wanted()) == ([], [])
+    assert plan(existing(), wanted()) == NOTHING
 
 
 def test_plan_scales_only_the_sizes_that_differ():
-    assert plan(existing(), wanted(desired_capacity=2, max_size=3)) == (
-        [{"name": "gpu", "min_size": 1, "desired_capacity": 2, "max_size": 3}],
-        [],
-    )
+    assert plan(existing(), wanted(desired_capacity=2, max_size=3)) == {
+        **NOTHING,
+        "scale": [{"name": "gpu", "min_size": 1, "desired_capacity": 2, "max_size": 3}],
+    }
 
 
-def test_plan_refuses_immutable_changes():
-    scale, refusals = plan(existing(), wanted("1.34", instance_type="g5.xlarge"))
-    assert scale == []
-    assert refusals == [
+def test_plan_refuses_immutable_changes_and_creates_missing_nodegroups():
+    todo = plan(existing(), wanted("1.34", instance_type="g5.xlarge"))
+    assert todo["scale"] == []
+    assert todo["refusals"] == [
         "Cannot modify version of existing cluster c1 (it is 1.33, asked for 1.34): upgrade it with "
         "`eksctl upgrade cluster`",
         "Cannot modify instance type of node group gpu of existing cluster c1 (it is g4dn.xlarge, asked for g5.xlarge)",
     ]
-    _, refusals = plan(existing(), wanted(name="gpu2"))
-    assert refusals == [
-        "Cannot add managed node group gpu2 to existing cluster c1: it has ['gpu'] "
-        "(create it with `eksctl create nodegroup`)"
-    ]
+    # A node group the cluster lacks (an interrupted `eksctl create cluster`) is created, not refused.
+    assert plan(existing(), wanted(name="gpu2")) == {**NOTHING, "create_nodegroups": ["gpu2"]}
 
 
 def test_current_state_of_no_cluster_is_empty():
@@ -305,3 +355,156 @@ def test_real_eksctl_loads_the_rendered_config_offline(tmp_path):
     proc = dry_run(broken, tmp_path)
     assert proc.returncode == 1
     assert 'json: unknown field "volumeSizeGiB"' in proc.stderr, proc.stderr
+
+
+# -- converge: what an interrupted `eksctl create cluster` leaves behind -------------------------------------
+
+SYSTEM = {**NODEGROUP, "name": "system", "instance_type": "m6i.large", "labels": {}, "taints": [], "max_size": 3}
+ROLE_ONLY_SA = {**SERVICE_ACCOUNT, "role_only": True, "role_name": "tritonfil-c1-triton-triton"}
+CONFIG = render_cluster_config("c1", "us-east-1", "1.33", [NODEGROUP, SYSTEM], True, [ROLE_ONLY_SA])
+OK = (0, "", "")
+
+
+def cluster_json(status: str = "ACTIVE") -> str:
+    return json.dumps([{**json.loads(GET_CLUSTER_JSON)[0], "Status": status}])
+
+
+def nodegroups_json(*names: str) -> str:
+    gpu = json.loads(GET_NODEGROUP_JSON)[0]
+    system = {
+        **gpu,
+        "Name": "system",
+        "InstanceType": "m6i.large",
+        "MaxSize": 3,
+        "StackName": "eksctl-c1-nodegroup-system",
+    }
+    return json.dumps([ng for ng in (gpu, system) if ng["Name"] in names])
+
+
+def test_converge_does_nothing_when_the_cluster_is_complete():
+    e, rec = make((0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""),
+                  (0, GET_IAMSERVICEACCOUNT_JSON, ""), (0, OIDC_PRESENT, ""))  # fmt: skip
+    out = converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    assert out["changed"] is False and out["actions"] == [] and out["commands"] == [] and out["diff"] is None
+    assert rec.verbs() == ["get cluster", "get nodegroup", "get iamserviceaccount", "utils associate-iam-oidc-provider"]
+    assert rec.calls[3][0] == e.argv_check_oidc_provider("c1")  # plan mode: no --approve
+    assert [ng["Name"] for ng in out["nodegroups"]] == ["gpu", "system"]
+
+
+def test_converge_creates_the_missing_nodegroups_of_a_bare_cluster(tmp_path):
+    """SIGINT during `eksctl create cluster` after the control plane: no node groups. Both are created with the
+    same ClusterConfig, one `eksctl create nodegroup --include`, instead of `Cannot add managed node group`."""
+    e, rec = make(
+        (0, cluster_json(), ""), (0, "[]", ""), (0, GET_IAMSERVICEACCOUNT_JSON, ""), (0, OIDC_PRESENT, ""),
+        OK,  # create nodegroup
+        (0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""),
+    )  # fmt: skip
+    out = converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    assert out["changed"] is True
+    assert out["actions"] == [
+        "create node group gpu (g4dn.xlarge, min 1, desired 1, max 2)",
+        "create node group system (m6i.large, min 1, desired 1, max 3)",
+    ]
+    [argv] = out["commands"]
+    config_file = argv[4]
+    assert argv == e.argv_create_nodegroups(config_file, ["gpu", "system"], 600)
+    assert rec.config_files == [CONFIG]  # the very ClusterConfig `create cluster` got
+    assert not Path(config_file).exists()  # removed afterwards
+    assert out["diff"]["before"]["nodegroups"] == {}
+    assert out["diff"]["after"] == desired_state(CONFIG)
+    assert [ng["Name"] for ng in out["nodegroups"]] == ["gpu", "system"]
+
+
+def test_converge_creates_the_missing_oidc_provider_and_irsa_role_then_checks_them():
+    e, rec = make(
+        (0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""), (0, "[]", ""), (0, OIDC_MISSING, ""),
+        OK, OK,  # associate-iam-oidc-provider --approve, create iamserviceaccount
+        (0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""), (0, GET_IAMSERVICEACCOUNT_JSON, ""),
+    )  # fmt: skip
+    out = converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    assert out["actions"] == [
+        "associate IAM OIDC provider with cluster c1",
+        "create IRSA service account triton/triton (IAM role tritonfil-c1-triton-triton)",
+    ]
+    associate, create_sa = out["commands"]
+    assert associate == e.argv_associate_oidc_provider(associate[4])
+    assert create_sa == e.argv_create_iamserviceaccounts(create_sa[4], ["triton/triton"], 600)
+    assert rec.config_files == [CONFIG, CONFIG]
+    assert out["diff"]["before"]["iam_oidc_provider"] is False and out["diff"]["before"]["service_accounts"] == []
+    assert out["diff"]["after"]["iam_oidc_provider"] is True
+    assert out["diff"]["after"]["service_accounts"] == ["triton/triton"]
+    assert rec.verbs()[-1] == "get iamserviceaccount"  # checked after creation
+
+
+def test_converge_fails_when_the_irsa_role_is_still_missing_after_eksctl():
+    e, _ = make(
+        (0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""), (0, "[]", ""), (0, OIDC_PRESENT, ""),
+        OK, (0, cluster_json(), ""), (0, nodegroups_json("gpu", "system"), ""), (0, "[]", ""),
+    )  # fmt: skip
+    with pytest.raises(EksctlError, match=r"IRSA service accounts triton/triton still missing"):
+        converge(e, CONFIG, check_mode=False, wait_timeout=600)
+
+
+def test_converge_check_mode_plans_nodegroups_irsa_and_oidc_without_running_them():
+    e, rec = make((0, cluster_json(), ""), (0, nodegroups_json("gpu"), ""), (0, "[]", ""), (0, OIDC_MISSING, ""))
+    out = converge(e, CONFIG, check_mode=True, wait_timeout=600)
+    assert out["changed"] is True and out["commands"] == []
+    assert out["actions"] == [
+        "associate IAM OIDC provider with cluster c1",
+        "create IRSA service account triton/triton (IAM role tritonfil-c1-triton-triton)",
+        "create node group system (m6i.large, min 1, desired 1, max 3)",
+    ]
+    assert rec.verbs() == ["get cluster", "get nodegroup", "get iamserviceaccount", "utils associate-iam-oidc-provider"]
+    assert rec.config_files == []
+    assert out["diff"]["before"] == {
+        "name": "c1", "version": "1.33", "iam_oidc_provider": False, "service_accounts": [],
+        "nodegroups": {"gpu": {"instance_type": "g4dn.xlarge", "min_size": 1, "desired_capacity": 1, "max_size": 2}},
+    }  # fmt: skip
+    assert out["diff"]["after"] == desired_state(CONFIG)
+
+
+def test_converge_still_refuses_version_and_instance_type_changes():
+    config = render_cluster_config("c1", "us-east-1", "1.34", [{**NODEGROUP, "instance_type": "g5.xlarge"}], True,
+                                   [ROLE_ONLY_SA])  # fmt: skip
+    e, rec = make((0, cluster_json(), ""), (0, nodegroups_json("gpu"), ""), (0, "[]", ""), (0, OIDC_MISSING, ""))
+    with pytest.raises(Refusal, match=r"^Cannot modify version of existing cluster c1 .*; Cannot modify instance type"):
+        converge(e, config, check_mode=False, wait_timeout=600)
+    assert len(rec.calls) == 4  # nothing was created
+
+
+def test_converge_waits_for_a_creating_cluster_then_completes_it():
+    sleeps: list[float] = []
+    e, rec = make(
+        (0, cluster_json("CREATING"), ""), (0, cluster_json("CREATING"), ""), (0, cluster_json(), ""),
+        (0, nodegroups_json("gpu", "system"), ""), (0, GET_IAMSERVICEACCOUNT_JSON, ""), (0, OIDC_PRESENT, ""),
+    )  # fmt: skip
+    out = converge(e, CONFIG, check_mode=False, wait_timeout=600, sleep=sleeps.append, clock=lambda: 0.0)
+    assert sleeps == [10.0, 10.0] and out["changed"] is False
+    assert rec.verbs()[:3] == ["get cluster"] * 3
+
+
+def test_converge_check_mode_does_not_wait_for_a_creating_cluster():
+    e, rec = make((0, cluster_json("CREATING"), ""))
+    out = converge(e, CONFIG, check_mode=True, wait_timeout=600, sleep=pytest.fail)
+    assert out["changed"] is True and out["commands"] == []
+    assert out["actions"] == ["wait for cluster c1 to become ACTIVE (it is CREATING), then create what it lacks"]
+    assert out["warnings"] and "CREATING" in out["warnings"][0]
+
+
+def test_converge_times_out_waiting_and_refuses_deleting_or_failed_clusters():
+    now = iter([0.0, 5.0, 11.0])
+    e, _ = make((0, cluster_json("CREATING"), ""), (0, cluster_json("CREATING"), ""))
+    with pytest.raises(EksctlError, match=r"^cluster c1 is still CREATING after 10s$"):
+        converge(e, CONFIG, check_mode=False, wait_timeout=10, sleep=lambda _s: None, clock=lambda: next(now))
+    e, _ = make((0, cluster_json("DELETING"), ""))
+    with pytest.raises(Refusal, match=r"^cluster c1 is being deleted \(status DELETING\): run again once"):
+        converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    e, _ = make((0, cluster_json("FAILED"), ""))
+    with pytest.raises(Refusal, match=r"^cluster c1 is in status FAILED: delete it"):
+        converge(e, CONFIG, check_mode=True, wait_timeout=600)
+
+
+def test_oidc_check_fails_on_unexpected_output():
+    e, _ = make((0, "something else\n", ""))
+    with pytest.raises(EksctlError, match=r"neither that the provider exists nor that it would create it"):
+        e.oidc_provider_associated("c1")
