@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, Recorder, footer, pyplot, say  # noqa: E402
+from common import RESULTS, ROOT, Recorder, pyplot, save_figure, say  # noqa: E402
 
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
 
@@ -323,10 +323,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-    footer(fig, doc)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, doc, path)
 
 
 def main(argv: list[str] | None = None) -> int:

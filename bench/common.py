@@ -187,6 +187,16 @@ def footer(fig, doc: dict[str, Any]) -> None:
     fig.text(0.01, 0.005, text, fontsize=7, color="gray")
 
 
+def save_figure(fig, doc: dict[str, Any], path: Any, dpi: int = 100) -> None:
+    """Footer (machine, load), layout, write PATH, free the figure: the end of every plot."""
+    import matplotlib.pyplot as plt
+
+    footer(fig, doc)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def say(msg: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, VENV_BIN, Recorder, ansible_env, footer, pyplot, run_measured, say  # noqa: E402
+from common import RESULTS, VENV_BIN, Recorder, ansible_env, pyplot, run_measured, save_figure, say  # noqa: E402
 
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
 
@@ -167,10 +167,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("seconds")
     ax2.set_title("no-op rerun: slowest tasks (profile_tasks)")
     ax2.tick_params(axis="y", labelsize=7)
-    footer(fig, doc)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, doc, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, Recorder, footer, pyplot, say  # noqa: E402
+from common import RESULTS, ROOT, Recorder, pyplot, save_figure, say  # noqa: E402
 from infer_local import in_process, model_batch, served_twin  # noqa: E402
 
 
@@ -157,10 +157,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             ax.grid(True, alpha=0.3)
         top.legend(fontsize=7)
         bottom.legend(fontsize=6, ncol=2)
-    footer(fig, doc)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, doc, path)
 
 
 def table(doc: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, VENV_BIN, Recorder, ansible_env, footer, pyplot, run_measured, say  # noqa: E402
+from common import RESULTS, ROOT, VENV_BIN, Recorder, ansible_env, pyplot, run_measured, save_figure, say  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from tests.integration.playbook_run import ROLE_PLAY, Run  # noqa: E402
@@ -203,10 +203,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     ax2.set_ylabel("peak RSS of the process tree, MiB")
     ax2.set_title("peak memory vs model count")
     ax1.legend(fontsize=7)
-    footer(fig, doc)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, doc, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ import pytest
 import testinfra
 
 from tests.integration.playbook_run import Run, run_playbook
-from tritonfil.localenv.env import LocalEnv
+from tritonfil.localenv.env import LocalEnv, _versions
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +37,6 @@ CONFIRM = (
 # Names of files that hold credentials or logins, wherever they turn up.
 CREDENTIAL_NAMES = ("credentials", "auth.json", "config.json", ".dockerconfigjson", "token")
 SKIP_DIRS = {".git", ".venv", ".collections", "__pycache__", ".pytest_cache", ".ruff_cache", "node_modules"}
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for line in (ROOT / "scripts" / "versions.env").read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            out[key.strip()] = value.strip()
-    return out
 
 
 @dataclass
@@ -187,7 +178,7 @@ def test_tools_on_the_environment_path_are_pinned(deployed: Host, host, tool, ar
     path = shutil.which(tool, path=deployed.env["PATH"])
     assert path, f"{tool} not on {deployed.env['PATH']}"
     out = host.check_output(" ".join([path, *argv]))
-    assert versions()[key].lstrip("v") in out, (tool, path, out)
+    assert _versions()[key].lstrip("v") in out, (tool, path, out)
 
 
 def test_after_teardown_the_cluster_kubeconfig_is_gone_and_state_stays_private(torn_down: Host, host):
