@@ -27,6 +27,26 @@ ROLE_PLAY = """---
 """
 
 
+def aws_env(key_id: str, secret: str, region: str, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """os.environ without any AWS_* (but AWS_CA_BUNDLE), plus fake keys and REGION; minus DROP.
+
+    No credentials or endpoints come from files or instance metadata: only what the test sets.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    env.update(
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
+        AWS_CONFIG_FILE="/nonexistent/config",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    for name in drop:
+        env.pop(name)
+    return env
+
+
 @dataclass
 class Run:
     rc: int

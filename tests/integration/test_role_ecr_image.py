@@ -22,7 +22,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.playbook_run import Run
+from tests.integration.playbook_run import Run, aws_env
 from tests.integration.playbook_run import run_role as run_playbook_role
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.images import build_oci_image
@@ -95,18 +95,7 @@ def role_vars(local: dict[str, Any], repository: str, **extra: object) -> dict:
 def run_role(local: dict[str, Any], variables: dict, *args: str, drop: tuple[str, ...] = ()) -> Run:
     local["runs"].mkdir(exist_ok=True)
     work = Path(os.path.realpath(local["runs"])) / f"run{len(list(local['runs'].iterdir())) + 1}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
-    env.update(
-        AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
-        AWS_CONFIG_FILE="/nonexistent/config",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    for name in drop:
-        env.pop(name)
+    env = aws_env(FAKE_KEY_ID, FAKE_SECRET, REGION, drop)
     run = run_playbook_role("ecr_image", work, variables, env, *args)
     assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
     return run

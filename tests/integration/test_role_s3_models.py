@@ -10,7 +10,6 @@ real AWS, which is unreachable in the loopback-only namespace, and fail.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.playbook_run import Run as PlaybookRun
+from tests.integration.playbook_run import aws_env as playbook_aws_env
 from tests.integration.playbook_run import run_role as run_playbook_role
 from tritonfil.localenv.env import LocalEnv
 
@@ -44,20 +44,7 @@ PRUNED_MODEL = "sklearn_rf"
 
 
 def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
-    env.update(
-        AWS_ACCESS_KEY_ID=FAKE_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
-        # No credentials or endpoints from files or instance metadata: only what the test sets.
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/credentials",
-        AWS_CONFIG_FILE="/nonexistent/config",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    for name in drop:
-        env.pop(name, None)
-    return env
+    return playbook_aws_env(FAKE_KEY_ID, FAKE_SECRET, REGION, drop)
 
 
 class Run(PlaybookRun):

@@ -63,9 +63,7 @@ def role_defaults() -> dict:
 
 
 def playbook_specs(entry: str) -> dict[str, dict]:
-    """playbooks/argument_specs.yml options of ENTRY ({} while that file does not exist yet)."""
-    if not PLAYBOOK_SPECS.exists():
-        return {}
+    """playbooks/argument_specs.yml options of ENTRY."""
     return load(PLAYBOOK_SPECS)["argument_specs"].get(entry, {}).get("options", {})
 
 
@@ -166,13 +164,12 @@ def test_templates_run_the_right_playbooks_with_existing_surveys():
 
 
 def test_playbook_specs_are_used_when_present():
-    """Checked against: the roles' specs always, the playbooks' own as soon as playbooks/argument_specs.yml exists."""
+    """Checked against both the roles' specs and the playbooks' own (playbooks/argument_specs.yml)."""
     roles_only = set(role_specs())
     assert roles_only <= set(accepted("deploy")) and roles_only <= set(accepted("teardown"))
-    if PLAYBOOK_SPECS.exists():
-        site, teardown = set(playbook_specs("site")), set(playbook_specs("teardown"))
-        assert site - roles_only, "argument_specs.site declares nothing beyond the roles' variables"
-        assert site <= set(accepted("deploy")) and (site | teardown) <= set(accepted("teardown"))
+    site, teardown = set(playbook_specs("site")), set(playbook_specs("teardown"))
+    assert site - roles_only, "argument_specs.site declares nothing beyond the roles' variables"
+    assert site <= set(accepted("deploy")) and (site | teardown) <= set(accepted("teardown"))
 
 
 @pytest.mark.parametrize(("name", "q"), QUESTIONS, ids=IDS)
@@ -188,8 +185,7 @@ def test_survey_variable_is_accepted_by_the_playbook(name, q):
 @pytest.mark.parametrize(("name", "q"), QUESTIONS, ids=IDS)
 def test_survey_question_agrees_with_the_argument_specs(name, q):
     specs = accepted(name).get(q["variable"])
-    if not specs:
-        pytest.skip("not accepted at all: reported by test_survey_variable_is_accepted_by_the_playbook")
+    assert specs, f"{name}: survey variable {q['variable']} is accepted by no argument spec"
     types = {s.get("type", "str") for s in specs}
     if q["type"] == "integer":
         assert types == {"int"}, (q["variable"], types)
@@ -297,7 +293,6 @@ DERIVED = {
 }
 
 
-@pytest.mark.skipif(not PLAYBOOK_SPECS.exists(), reason="playbooks/argument_specs.yml not written yet")
 @pytest.mark.parametrize("name", SURVEYS)
 def test_awx_answers_pass_the_playbook_validation(name, tmp_path):
     """Survey answers, typed as AWX sends them ("true" strings, ints), over inventory/aws, pass the specs."""
