@@ -37,7 +37,8 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from tritonfil.models import module_utils, validate
+from tritonfil.collection import pins
+from tritonfil.models import validate
 from tritonfil.twin_model import fil_predict, load_treelite_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--references", type=Path, default=ROOT / "model_references")
     args = parser.parse_args(argv)
-    release = module_utils("model_repository").TRITON_RELEASE
+    release = pins()["TRITON_RELEASE"]
     for line in generate(args.repository, args.references, release):
         sys.stdout.write(line + "\n")
     sys.stdout.write(f"wrote {args.repository} and {args.references}\n")

@@ -1,39 +1,11 @@
 # Apache License 2.0 (see galaxy.yml); Copyright: tritonfil.eks contributors
-"""Jinja filters over the collection's naming rules (plugins/module_utils/rules.py holds the rules)."""
+"""Jinja filters over the collection's naming rules (plugins/module_utils/rules.py holds the rules).
+
+Each filter is documented in its own file next to this one (plugins/filter/<name>.yml), which ansible-doc
+reads: `ansible-doc -t filter tritonfil.eks.<name>`.
+"""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: rule_problem
-short_description: Filters for the naming rules of tritonfil.eks (ARNs, image references, S3 URIs)
-description:
-  - C(rule_problem(RULE)) returns the sentence saying why the input breaks RULE (C(aws_region),
-    C(s3_bucket_name), C(s3_prefix), C(endpoint_url), C(dns_label), C(image_reference), C(image_tag),
-    C(ecr_repository_name)), or an empty string when it follows it.
-  - C(aws_partition) gives a region's partition; C(arn) builds a partition-aware ARN;
-    C(image_split)/C(image_join) split and join image references; C(s3_uri)/C(s3_uri_split) build and split
-    s3:// URIs.
-version_added: 0.2.0
-author:
-  - tritonfil.eks maintainers
-options:
-  _input:
-    description: The value to filter.
-    type: raw
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: The Triton role ARN, in the caller's partition
-  ansible.builtin.set_fact:
-    role_arn: "{{ 'role/' ~ name | tritonfil.eks.arn('iam', region=tritonfil_region, account=account) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The filtered value.
-  type: raw
-"""
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.tritonfil.eks.plugins.module_utils import rules
@@ -42,6 +14,7 @@ _CHECKS = {
     "aws_region": rules.check_aws_region,
     "s3_bucket_name": rules.check_s3_bucket_name,
     "s3_prefix": rules.check_s3_prefix,
+    "s3_uri": rules.check_s3_uri,
     "endpoint_url": rules.check_endpoint_url,
     "dns_label": rules.check_dns_label,
     "image_reference": rules.check_image_reference,

@@ -139,6 +139,18 @@ class Skopeo:
         if rc != 0:
             raise EcrMirrorError(f"copying {source} to {destination} failed: {err.strip()}", argv, out, err)
 
+    def delete(self, ref: str, authfile: str, tls_verify: bool = True) -> None:
+        argv = self._argv(
+            "delete",
+            f"--retry-times={self.retries}",
+            f"--authfile={authfile}",
+            f"--tls-verify={str(tls_verify).lower()}",
+            ref,
+        )
+        rc, out, err = self.run(argv, {"LC_ALL": "C"})
+        if rc != 0 and not ABSENT.search(err):
+            raise EcrMirrorError(f"deleting {ref} failed: {err.strip()}", argv, out, err)
+
 
 def ecr_login(ecr_client: object, registry_override: str = "") -> tuple[str, str]:
     """(registry host, auth token) from ecr:GetAuthorizationToken: the host of its proxyEndpoint (the

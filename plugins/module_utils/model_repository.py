@@ -35,13 +35,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The FIL backend release this repository targets (see docs/models.md for why).
+# What the FIL backend of the pinned Triton release (scripts/versions.env TRITON_RELEASE; the callers
+# pass it as ``triton_release``, module_utils cannot read files inside a module) expects (docs/models.md):
 # - Parameter names: FIL 25.09 renamed output_class/algo/threads_per_tree and removed
 #   storage_type/blocks_per_sm (fil_backend src/shared_state.h).
 # - Model files: XGBoost >= 3.1 writes a vector base_score that needs Treelite >= 4.6.1
 #   (dmlc/treelite#638), which FIL releases built before November 2025 lack.
-TRITON_RELEASE = "26.02"
-TRITON_IMAGE = f"nvcr.io/nvidia/tritonserver:{TRITON_RELEASE}-py3"
 FIL_PARAMETER_FORMAT_SINCE = "25.09"
 # Newest XGBoost model-file version known to load in the targeted FIL backend's Treelite.
 XGBOOST_NEWEST_KNOWN = (3, 2)
@@ -164,6 +163,7 @@ class ValidationReport:
     models: list[ModelSummary] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     loaded: bool = False
+    triton_release: str | None = None  # the pinned release the checks target (None: not given)
 
     @property
     def errors(self) -> list[Problem]:
@@ -197,7 +197,7 @@ class ValidationReport:
             "repository": self.repository,
             "valid": self.ok,
             "loaded": self.loaded,
-            "target_triton_release": TRITON_RELEASE,
+            "target_triton_release": self.triton_release,
             "summary": self.summary(),
             "errors": len(self.errors),
             "warnings": len(self.warnings),
@@ -581,7 +581,8 @@ def treelite_facts(model: Any, fmt: str) -> ModelFacts:
 
 
 class _ModelChecker:
-    def __init__(self, root: Path, model_dir: Path, load: bool) -> None:
+    def __init__(self, root: Path, model_dir: Path, load: bool, triton_release: str | None = None) -> None:
+        self.triton_release = triton_release
         self.root = root
         self.dir = model_dir
         self.name = model_dir.name
@@ -1008,7 +1009,8 @@ class _ModelChecker:
                     rel,
                     "parameters.model_type",
                     f"written by {facts.writer}, newer than XGBoost {newest}, the newest known to load"
-                    f" in FIL (Triton {TRITON_RELEASE}); XGBoost changes its model format between minor releases",
+                    f" in FIL (Triton {self.triton_release or 'release pinned'}); XGBoost changes its model format"
+                    " between minor releases",
                     "load the file with the FIL backend's Treelite before deploying (--load checks the local one)",
                 )
         if "booster gblinear" in facts.detail:
@@ -1251,11 +1253,12 @@ def model_directories(root: Path) -> list[Path]:
 
 
 def validate_repository(
-    path: str | Path, *, load: bool = False, models: Iterable[str] | None = None
+    path: str | Path, *, load: bool = False, models: Iterable[str] | None = None, triton_release: str | None = None
 ) -> ValidationReport:
-    """Validate every model directory under PATH (or only MODELS) and report every problem."""
+    """Validate every model directory under PATH (or only MODELS) against what the FIL backend of TRITON_RELEASE
+    (the pinned release) expects, and report every problem."""
     root = Path(path)
-    report = ValidationReport(repository=str(path), loaded=load)
+    report = ValidationReport(repository=str(path), loaded=load, triton_release=triton_release)
     if not root.is_dir():
         report.problems.append(
             Problem(
@@ -1294,7 +1297,7 @@ def validate_repository(
             )
         )
     for model_dir in dirs:
-        checker = _ModelChecker(root, model_dir, load)
+        checker = _ModelChecker(root, model_dir, load, triton_release)
         checker.run()
         report.models.append(checker.summary)
         report.problems.extend(checker.problems)

@@ -26,6 +26,7 @@ __all__ = [
     "check_image_tag",
     "check_s3_bucket_name",
     "check_s3_prefix",
+    "check_s3_uri",
     "image_join",
     "image_split",
     "is_aws_region",
@@ -47,7 +48,7 @@ PARTITIONS = {
     "aws-iso-f": ("us-isof-",),
     "aws-eusc": ("eusc-",),
 }
-_REGION = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?|eu-iso[a-z]|eusc)-[a-z]+-[0-9]{1,2}$")
+_REGION = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?|eu-iso[a-z]|eusc-[a-z]{2})-[a-z]+-[0-9]{1,2}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _ENDPOINT = re.compile(r"^https?://[^/\s?#]+/?$")
@@ -119,7 +120,7 @@ def s3_uri_split(uri: str) -> dict[str, str]:
     """``s3://bucket/prefix`` -> {"bucket", "prefix"}; ValueError naming the problem otherwise."""
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise ValueError(f"'{uri}' is not an s3://bucket[/prefix] URI")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    bucket, _sep, prefix = uri[len("s3://") :].partition("/")
     problem = check_s3_bucket_name(bucket)
     if problem:
         raise ValueError(f"'{uri}': bucket {problem}")
@@ -128,6 +129,14 @@ def s3_uri_split(uri: str) -> dict[str, str]:
     if problem:
         raise ValueError(f"'{uri}': prefix {problem}")
     return {"bucket": bucket, "prefix": prefix}
+
+
+def check_s3_uri(uri: object) -> str | None:
+    try:
+        s3_uri_split(uri)  # type: ignore[arg-type]
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def check_endpoint_url(url: object) -> str | None:
@@ -177,7 +186,7 @@ def image_split(reference: str) -> dict[str, str]:
     problem = check_image_reference(reference)
     if problem:
         raise ValueError(problem)
-    name, _, digest = reference.partition("@")
+    name, _sep, digest = reference.partition("@")
     last = name.rsplit("/", 1)[-1]
     tag = last.split(":", 1)[1] if ":" in last else ""
     repository = name[: -(len(tag) + 1)] if tag else name

@@ -18,7 +18,7 @@ description:
     into the registry beyond the read.
 version_added: 0.2.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -27,9 +27,15 @@ options:
   source:
     description:
       - The image to mirror, as a skopeo reference; C(docker://) is assumed without a transport
-        (C(nvcr.io/nvidia/tritonserver:26.02-py3), C(oci:/path/layout:tag)).
+        (C(nvcr.io/nvidia/tritonserver:TAG), C(oci:/path/layout:tag)).
+      - Required with O(state=present).
     type: str
-    required: true
+  state:
+    description:
+      - C(present) mirrors O(source); C(absent) deletes the tag from O(registry).
+    type: str
+    choices: [present, absent]
+    default: present
   repository:
     description:
       - ECR repository name (the repository must exist; C(community.aws.ecs_ecr) creates it).
@@ -42,7 +48,7 @@ options:
     required: true
   immutable:
     description:
-      - The repository's tags are immutable: refuse to move O(tag) to another digest.
+      - The repository's tags are immutable; refuse to move O(tag) to another digest.
     type: bool
     default: true
   registry:
@@ -81,9 +87,9 @@ requirements:
 EXAMPLES = r"""
 - name: Mirror the pinned Triton image into ECR
   tritonfil.eks.ecr_mirror:
-    source: nvcr.io/nvidia/tritonserver:26.02-py3
+    source: "{{ lookup('tritonfil.eks.pin', 'TRITON_IMAGE') }}"
     repository: tritonserver
-    tag: 26.02-py3
+    tag: "{{ lookup('tritonfil.eks.pin', 'TRITON_IMAGE_TAG') }}"
   register: mirror
 
 - name: The image the release runs
@@ -135,10 +141,25 @@ def login(module, registry):
         module.fail_json_aws(exc, msg="ecr:GetAuthorizationToken failed")
 
 
+def delete(module, skopeo):
+    p = module.params
+    try:
+        host, token = login(module, p["registry"])
+        destination = f"{host}/{p['repository']}:{p['tag']}"
+        with private_authfile(host, token) as authfile:
+            before = skopeo.digest(f"docker://{destination}", authfile, p["tls_verify"])
+            if before is not None and not module.check_mode:
+                skopeo.delete(f"docker://{destination}", authfile, p["tls_verify"])
+    except EcrMirrorError as exc:
+        module.fail_json(**exc.result())
+    module.exit_json(changed=before is not None, destination=destination, previous_digest=before, copied=False)
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
-            source=dict(type="str", required=True),
+            source=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
             repository=dict(type="str", required=True),
             tag=dict(type="str", required=True),
             immutable=dict(type="bool", default=True),
@@ -147,6 +168,7 @@ def main():
             tag_option=dict(type="str", default="tag"),
             skopeo_path=dict(type="str", default="skopeo"),
         ),
+        required_if=[("state", "present", ("source",)), ("state", "absent", ("registry",))],
         supports_check_mode=True,
     )
     p = module.params
@@ -155,6 +177,8 @@ def main():
         return module.run_command(list(argv), environ_update=env)
 
     skopeo = Skopeo(run, module.get_bin_path(p["skopeo_path"], required=True))
+    if p["state"] == "absent":
+        delete(module, skopeo)
     source = source_reference(p["source"])
     try:
         source_digest = skopeo.digest(source)

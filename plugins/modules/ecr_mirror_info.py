@@ -11,7 +11,7 @@ description:
     stage is not part of the run.
 version_added: 0.2.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -53,7 +53,7 @@ EXAMPLES = r"""
 - name: The image the last mirror pushed
   tritonfil.eks.ecr_mirror_info:
     repository: tritonserver
-    tag: 26.02-py3
+    tag: "{{ lookup('tritonfil.eks.pin', 'TRITON_IMAGE_TAG') }}"
   register: pushed
 """
 

@@ -17,7 +17,7 @@ description:
   - Read-only; never reports a change; check mode runs the same validation.
 version_added: 0.1.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 options:
   path:
     description:
@@ -41,6 +41,11 @@ options:
       - Fail when there are warnings, not only errors.
     type: bool
     default: false
+  triton_release:
+    description:
+      - The Triton release whose FIL backend the repository is for, named in the report and in its messages
+        (the roles pass the pin, C(lookup('tritonfil.eks.pin', 'TRITON_RELEASE'))).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -89,10 +94,10 @@ warning_count:
   type: int
   sample: 0
 target_triton_release:
-  description: The Triton release whose FIL backend the checks target.
+  description: The Triton release whose FIL backend the checks target (O(triton_release)), null when not given.
   returned: always
   type: str
-  sample: "26.02"
+  sample: "25.12"
 problems:
   description: Every problem found.
   returned: always
@@ -136,7 +141,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tritonfil.eks.plugins.module_utils.model_repository import validate_repository
 
 try:
-    from tritonclient.grpc import model_config_pb2  # noqa: F401
+    from tritonclient.grpc import model_config_pb2  # noqa: F401  # pylint: disable=unused-import
 
     HAS_MODEL_CONFIG = True
     MODEL_CONFIG_ERROR = None
@@ -152,13 +157,16 @@ def main():
             models=dict(type="list", elements="str", default=[]),
             load=dict(type="bool", default=False),
             fail_on_warnings=dict(type="bool", default=False),
+            triton_release=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     if not HAS_MODEL_CONFIG:
         module.fail_json(msg=missing_required_lib("tritonclient[grpc]"), exception=str(MODEL_CONFIG_ERROR))
     params = module.params
-    report = validate_repository(params["path"], load=params["load"], models=params["models"] or None)
+    report = validate_repository(
+        params["path"], load=params["load"], models=params["models"] or None, triton_release=params["triton_release"]
+    )
     result = report.to_dict()
     result.pop("repository", None)
     result.pop("loaded", None)

@@ -2,39 +2,12 @@
 """Jinja tests for the collection's naming rules (plugins/module_utils/rules.py holds the rules).
 
 when: tritonfil_region is tritonfil.eks.aws_region
+
+Each test is documented in its own file next to this one (plugins/test/<name>.yml), which ansible-doc
+reads: `ansible-doc -t test tritonfil.eks.<name>`.
 """
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: aws_region
-short_description: Test and filter plugins for the naming rules of tritonfil.eks
-description:
-  - C(aws_region), C(s3_bucket_name), C(endpoint_url), C(dns_label), C(image_reference) and
-    C(ecr_repository_name) test a value against the rule in C(plugins/module_utils/rules.py).
-  - The companion filter C(tritonfil.eks.rule_problem) returns the sentence that says what is wrong.
-version_added: 0.2.0
-author:
-  - tritonfil.eks maintainers
-options:
-  _input:
-    description: The value to test.
-    type: raw
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Check the region
-  ansible.builtin.assert:
-    that: tritonfil_region is tritonfil.eks.aws_region
-    fail_msg: "tritonfil_region: {{ tritonfil_region | tritonfil.eks.rule_problem('aws_region') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Whether the value follows the rule.
-  type: bool
-"""
 
 from ansible_collections.tritonfil.eks.plugins.module_utils import rules
 
@@ -49,6 +22,7 @@ class TestModule:
             "aws_region": _ok(rules.check_aws_region),
             "s3_bucket_name": _ok(rules.check_s3_bucket_name),
             "s3_prefix": _ok(rules.check_s3_prefix),
+            "s3_uri": _ok(rules.check_s3_uri),
             "endpoint_url": _ok(rules.check_endpoint_url),
             "dns_label": _ok(rules.check_dns_label),
             "image_reference": _ok(rules.check_image_reference),

@@ -1,5 +1,8 @@
 """Preflight of the AWS roles (ecr_image, s3_models): invalid inputs fail naming the field, before AWS.
 
+Every problem of a role's inputs is reported at once, each naming its variable, in the words of the one rule
+(plugins/module_utils/rules.py). The region and the endpoint are module_defaults, checked by site.yml.
+
 No environment: one ansible-playbook run includes each role once per case inside a block whose
 rescue records the failed task and its message, so every case costs a role include, not a run.
 The AWS endpoint points at a closed loopback port and there are no credentials, so a check that
@@ -21,83 +24,76 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DEAD_ENDPOINT = "http://127.0.0.1:9"
 
-ECR = {"ecr_image_region": "us-east-1", "ecr_image_endpoint_url": DEAD_ENDPOINT}
-S3 = {
-    "s3_models_region": "us-east-1",
-    "s3_models_bucket": "tritonfil-models",
-    "s3_models_endpoint_url": DEAD_ENDPOINT,
-    "s3_models_repository_path": str(ROOT / "model_repository"),
-}
+ECR: dict = {}
+S3 = {"s3_models_bucket": "tritonfil-models", "s3_models_repository_path": str(ROOT / "model_repository")}
+ECR_TASK = "Check the ecr_image inputs"
+S3_TASK = "Check the s3_models inputs"
 
 # id -> (role, variables on top of the valid ones, failing task, exact message or its start)
 CASES: dict[str, tuple[str, dict, str, str]] = {
-    "ecr-region": (
-        "ecr_image", {"ecr_image_region": "us-east"}, "Check the AWS region name",
-        "ecr_image_region: 'us-east' is not an AWS region name (expected e.g. us-east-1)",
-    ),
     "ecr-repository-name": (
-        "ecr_image", {"ecr_image_repository_name": "Triton/Server"}, "Check the repository name",
+        "ecr_image", {"ecr_image_repository_name": "Triton/Server"}, ECR_TASK,
         "ecr_image_repository_name: 'Triton/Server' is not a valid ECR repository name",
     ),
     "ecr-tag": (
-        "ecr_image", {"ecr_image_tag": ".26.02"}, "Check the image tag",
-        "ecr_image_tag: '.26.02' is not a valid image tag",
+        "ecr_image", {"ecr_image_tag": ".26.02"}, ECR_TASK, "ecr_image_tag: '.26.02' is not a valid image tag",
     ),
     "ecr-keep-images": (
-        "ecr_image", {"ecr_image_lifecycle_keep_images": 0}, "Check the lifecycle policy count",
+        "ecr_image", {"ecr_image_lifecycle_keep_images": 0}, ECR_TASK,
         "ecr_image_lifecycle_keep_images: 0 must be at least 1",
     ),
     "ecr-kms-without-key": (
-        "ecr_image", {"ecr_image_encryption": "KMS"}, "Check the encryption settings",
+        "ecr_image", {"ecr_image_encryption": "KMS"}, ECR_TASK,
         "ecr_image_kms_key: required when ecr_image_encryption is KMS",
     ),
     "ecr-key-without-kms": (
-        "ecr_image", {"ecr_image_kms_key": "alias/triton"}, "Check the encryption settings",
+        "ecr_image", {"ecr_image_kms_key": "alias/triton"}, ECR_TASK,
         "ecr_image_kms_key: 'alias/triton' is only used with ecr_image_encryption: KMS (it is AES256)",
     ),
-    "ecr-endpoint": (
-        "ecr_image", {"ecr_image_endpoint_url": "127.0.0.1:5000"}, "Check the AWS endpoint override",
-        "ecr_image_endpoint_url: '127.0.0.1:5000' is not an endpoint URL",
-    ),
     "ecr-registry-override": (
-        "ecr_image", {"ecr_image_registry_override": "http://127.0.0.1:5000"}, "Check the registry override",
+        "ecr_image", {"ecr_image_registry_override": "http://127.0.0.1:5000"}, ECR_TASK,
         "ecr_image_registry_override: 'http://127.0.0.1:5000' is not a registry host[:port]",
     ),
     "ecr-source-image": (
-        "ecr_image", {"ecr_image_source_image": ""}, "Check the source image reference",
-        "ecr_image_source_image: '' is not an image reference",
+        "ecr_image", {"ecr_image_source_image": ""}, ECR_TASK, "ecr_image_source_image: '' is not an image reference",
     ),
-    "s3-region": (
-        "s3_models", {"s3_models_region": "useast1"}, "Check the AWS region name",
-        "s3_models_region: 'useast1' is not an AWS region name (expected e.g. us-east-1)",
+    "ecr-two-problems": (
+        "ecr_image", {"ecr_image_tag": "-x", "ecr_image_lifecycle_keep_images": 0}, ECR_TASK,
+        "ecr_image_tag: '-x' is not a valid image tag (at most 128 letters, digits, _ . -, not starting with . or -);"
+        " ecr_image_lifecycle_keep_images: 0 must be at least 1",
     ),
     "s3-bucket-uppercase": (
-        "s3_models", {"s3_models_bucket": "Tritonfil-Models"}, "Check the bucket name against the S3 naming rules",
-        "s3_models_bucket: 'Tritonfil-Models' is not a valid bucket name",
+        "s3_models", {"s3_models_bucket": "Tritonfil-Models"}, S3_TASK,
+        "s3_models_bucket: 'Tritonfil-Models' is not a valid S3 bucket name",
+    ),
+    "s3-bucket-placeholder": (
+        "s3_models", {"s3_models_bucket": "tritonfil-models-CHANGE-ME"}, S3_TASK,
+        "s3_models_bucket: 'tritonfil-models-CHANGE-ME' is not a valid S3 bucket name (3-63 characters of lowercase"
+        " letters, digits, '.' and '-', starting and ending with a letter or digit) (replace the CHANGE-ME"
+        " placeholder of inventory/aws)",
     ),
     "s3-bucket-short": (
-        "s3_models", {"s3_models_bucket": "tf"}, "Check the bucket name against the S3 naming rules",
-        "s3_models_bucket: 'tf' is not a valid bucket name",
+        "s3_models", {"s3_models_bucket": "tf"}, S3_TASK, "s3_models_bucket: 'tf' is not a valid S3 bucket name",
     ),
     "s3-bucket-ip": (
-        "s3_models", {"s3_models_bucket": "192.168.10.1"}, "Check the bucket name against the S3 naming rules",
-        "s3_models_bucket: '192.168.10.1' is not a valid bucket name",
+        "s3_models", {"s3_models_bucket": "192.168.10.1"}, S3_TASK,
+        "s3_models_bucket: '192.168.10.1' is not a valid S3 bucket name (it must not look like an IP address)",
     ),
     "s3-bucket-dots": (
-        "s3_models", {"s3_models_bucket": "models..bucket"}, "Check the bucket name against the S3 naming rules",
-        "s3_models_bucket: 'models..bucket' is not a valid bucket name",
+        "s3_models", {"s3_models_bucket": "models..bucket"}, S3_TASK,
+        "s3_models_bucket: 'models..bucket' is not a valid S3 bucket name (no two adjacent periods)",
     ),
     "s3-prefix": (
-        "s3_models", {"s3_models_prefix": "models/"}, "Check the key prefix",
+        "s3_models", {"s3_models_prefix": "models/"}, S3_TASK,
         "s3_models_prefix: 'models/' must not start or end with '/'",
     ),
-    "s3-key-without-kms": (
-        "s3_models", {"s3_models_kms_key_id": "alias/models"}, "Check the encryption settings",
-        "s3_models_kms_key_id: 'alias/models' is only used with s3_models_encryption: aws:kms (it is AES256)",
+    "s3-keep": (
+        "s3_models", {"s3_models_keep_revisions": 1}, S3_TASK,
+        "s3_models_keep_revisions: 1 must be at least 2 (the new revision and the one to roll back to)",
     ),
-    "s3-endpoint": (
-        "s3_models", {"s3_models_endpoint_url": "ftp://127.0.0.1"}, "Check the AWS endpoint override",
-        "s3_models_endpoint_url: 'ftp://127.0.0.1' is not an endpoint URL",
+    "s3-key-without-kms": (
+        "s3_models", {"s3_models_kms_key_id": "alias/models"}, S3_TASK,
+        "s3_models_kms_key_id: 'alias/models' is only used with s3_models_encryption: aws:kms (it is AES256)",
     ),
     "s3-repository-path": (
         "s3_models", {"s3_models_repository_path": "/nonexistent/model_repository"},
@@ -142,6 +138,8 @@ def playbook(out: Path) -> str:
         "connection": "local",
         "gather_facts": False,
         "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}", "results": {}},
+        # As the playbooks set them: every AWS module goes to a closed loopback port.
+        "module_defaults": {"group/tritonfil.eks.aws": {"region": "us-east-1", "endpoint_url": DEAD_ENDPOINT}},
         "tasks": tasks,
     }
     return yaml.safe_dump([play], sort_keys=False)
