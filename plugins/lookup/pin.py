@@ -10,7 +10,7 @@ description:
   - Fails naming the key and the file when a key is not pinned.
 version_added: 0.2.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 options:
   _terms:
     description: Pin names, e.g. C(TRITON_IMAGE).

@@ -23,7 +23,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import yaml
+try:
+    import yaml
+except ImportError as exc:  # the controller's Python has it (ansible-core needs it); elsewhere the module says so
+    yaml = None
+    YAML_IMPORT_ERROR: ImportError | None = exc
+else:
+    YAML_IMPORT_ERROR = None
 
 # Argument spec shared with plugins/doc_fragments/eksctl.py.
 EKSCTL_COMMON_ARGS: dict[str, dict[str, Any]] = {

@@ -246,7 +246,7 @@ def apply(
     clock: Callable[[], datetime.datetime] | None = None,
 ) -> None:
     """Carry out plan P: copy and upload the revision's files, then its manifest, then the index; prune."""
-    put = upload_file or (lambda path, bucket, key: s3.upload_file(path, bucket, key))
+    put = upload_file or s3.upload_file
     for rel, source in sorted(p.copy.items()):
         try:
             s3.copy_object(Bucket=p.bucket, Key=p.key(rel), CopySource={"Bucket": p.bucket, "Key": source})

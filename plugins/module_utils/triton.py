@@ -337,7 +337,7 @@ class ReadyResult:
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
     """'name' or 'name:version' -> (name, version); version '' means any/latest."""
-    name, _, version = spec.partition(":")
+    name, _sep, version = spec.partition(":")
     if not name or (version and not version.isdigit()):
         raise TritonError(f"model '{spec}' is not 'name' or 'name:version' with a numeric version", operation="parse")
     return name, version
@@ -443,7 +443,7 @@ def measure_latency(
     rows = int(next(iter(inputs.values())).shape[0])
     client.infer(name, inputs, outputs, version)
     times = []
-    for _ in range(requests):
+    for _request in range(requests):
         started = time.perf_counter()
         client.infer(name, inputs, outputs, version)
         times.append(time.perf_counter() - started)
@@ -511,7 +511,7 @@ def check_model(
         if dtype is None:
             fail(f"input {tensor['name']}: datatype {tensor['datatype']} cannot be generated")
             return report
-        shape = [d for d in tensor["shape"]]
+        shape = list(tensor["shape"])
         if batched:
             shape = shape[1:]
         if any(d < 0 for d in shape):

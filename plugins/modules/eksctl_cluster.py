@@ -25,7 +25,7 @@ description:
     only when its content changes.
 version_added: 0.1.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tritonfil.eks.eksctl
 options:
@@ -222,9 +222,10 @@ import os
 import tempfile
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tritonfil.eks.plugins.module_utils.eksctl import (
     EKSCTL_COMMON_ARGS,
+    YAML_IMPORT_ERROR,
     Eksctl,
     EksctlError,
     Refusal,
@@ -260,7 +261,7 @@ def read_cluster(eksctl, name):
 
 def write_kubeconfig(module, eksctl, name, path):
     """Write the kubeconfig to PATH (0600) through a fresh file; True when its content changed."""
-    path = os.path.abspath(os.path.expanduser(path))
+    path = os.path.abspath(path)  # kubeconfig is type=path: ~ and $VARS are expanded already
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".kubeconfig-", dir=directory)
@@ -344,7 +345,7 @@ def ensure_present(module, eksctl, result):
     if out["diff"]:
         result["diff"] = out["diff"]
     if module.check_mode:
-        kubeconfig = os.path.abspath(os.path.expanduser(p["kubeconfig"])) if p["kubeconfig"] else None
+        kubeconfig = os.path.abspath(p["kubeconfig"]) if p["kubeconfig"] else None
         if kubeconfig and not os.path.exists(kubeconfig):
             result["actions"].append(f"write kubeconfig {kubeconfig}")
             result["changed"] = True
@@ -378,6 +379,8 @@ def main():
         mutually_exclusive=[["config", "version"], ["config", "nodegroups"], ["config", "service_accounts"]],
         supports_check_mode=True,
     )
+    if YAML_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=str(YAML_IMPORT_ERROR))
     p = module.params
     if p["state"] == "present" and not p["config"] and not p["version"]:
         module.fail_json(msg="state is present but neither version nor config is given")

@@ -10,7 +10,7 @@ description:
   - A bucket or index that does not exist yet gives an empty list.
 version_added: 0.2.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

@@ -18,7 +18,7 @@ description:
     a bucket that does not exist yet counts as empty.
 version_added: 0.2.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules

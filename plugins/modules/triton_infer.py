@@ -16,7 +16,7 @@ description:
     (inference does not modify the server).
 version_added: 0.1.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tritonfil.eks.triton
 options:
@@ -170,8 +170,8 @@ from ansible_collections.tritonfil.eks.plugins.module_utils.triton import (
 )
 
 try:
-    import numpy  # noqa: F401
-    import tritonclient  # noqa: F401
+    import numpy  # noqa: F401  # pylint: disable=unused-import
+    import tritonclient  # noqa: F401  # pylint: disable=unused-import
 
     HAS_LIBS = True
     LIBS_ERROR = None

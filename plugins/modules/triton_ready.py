@@ -12,7 +12,7 @@ description:
     repository index, for example C(model xgb_classifier version 1 not READY (state UNAVAILABLE: failed to load ...))."
 version_added: 0.1.0
 author:
-  - tritonfil.eks maintainers
+  - tritonfil.eks maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - tritonfil.eks.triton
 options:
@@ -129,7 +129,7 @@ from ansible_collections.tritonfil.eks.plugins.module_utils.triton import (
 )
 
 try:
-    import tritonclient  # noqa: F401
+    import tritonclient  # noqa: F401  # pylint: disable=unused-import
 
     HAS_TRITONCLIENT = True
     TRITONCLIENT_ERROR = None
