@@ -22,19 +22,48 @@ def test_site_syntax_check_against_local_inventory():
     assert "playbook: site.yml" in proc.stdout
 
 
-def test_collection_build_excludes_local_state(tmp_path):
+def test_collection_build_holds_what_users_need_and_nothing_else(tmp_path):
+    """galaxy.yml's build_ignore decides: everything a collection user runs or reads is in the tarball, the Python
+    package, its tests, the benchmarks, the development scripts and local state are not."""
     proc = run(str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tarball = tmp_path / "tritonfil-eks-0.1.0.tar.gz"
     assert tarball.exists(), proc.stdout
     with tarfile.open(tarball) as tar:
-        names = tar.getnames()
-    assert "galaxy.yml" not in names and "MANIFEST.json" in names
+        names = set(tar.getnames())
+    assert "galaxy.yml" not in names and {"MANIFEST.json", "FILES.json"} <= names
     for role in ("ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"):
         assert f"roles/{role}/meta/argument_specs.yml" in names
-    leaked = [n for n in names if n.split("/")[0] in {".venv", ".collections", ".ansible", ".ci", ".git"}]
-    leaked += [n for n in names if "__pycache__" in n or n.startswith("tests/output")]
+    needed = {
+        "site.yml", "README.md", "ansible.cfg", "meta/runtime.yml", "playbooks/deploy.yml", "inventory/aws/hosts.yml",
+        "helm/triton/Chart.yaml", "scripts/versions.env", "plugins/lookup/pin.py", "plugins/filter/rules.py",
+        "plugins/filter/arn.yml", "plugins/test/aws_region.yml", "plugins/modules/ecr_mirror.py",
+        "changelogs/changelog.yaml", "changelogs/config.yaml", "tests/sanity/ignore-2.19.txt",
+        "execution-environment.yml", "requirements/ee-python.txt", "requirements/ee-bindep.txt",
+        "requirements/lock.txt", "docs/development.md",
+    }  # fmt: skip
+    assert sorted(needed - names) == []
+    assert any(n.startswith("model_repository/") for n in names) and any(n.startswith("awx/") for n in names)
+    tops = {".venv", ".collections", ".ansible", ".ci", ".git", "src", "bench", "examples", "build", "dist"}
+    leaked = [n for n in names if n.split("/")[0] in tops]
+    leaked += [n for n in names if n.split("/")[:2] in (["tests", "unit"], ["tests", "integration"], ["tests", "e2e"])]
+    leaked += [n for n in names if "__pycache__" in n or n.startswith("tests/output") or n.endswith(".egg-info")]
+    gone = {"pyproject.toml", "setup.py", "Makefile", "tests/conftest.py", "scripts/sanity.sh", "scripts/run-pytest.sh"}
+    gone |= {"requirements/base.in", "requirements/bench.txt", ".ansible-lint", ".yamllint", ".gitignore"}
+    leaked += sorted(gone & names)
     assert leaked == []
+
+
+def test_galaxy_metadata_points_at_shipped_files():
+    """No public URL exists: repository/documentation/issues name files the collection ships (no placeholders)."""
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    for key in ("repository", "documentation", "issues"):
+        path, _, anchor = galaxy[key].partition("#")
+        assert (ROOT / path).is_file(), (key, galaxy[key])
+        if anchor:
+            lines = (ROOT / path).read_text().splitlines()
+            headings = [line.lstrip("#").strip().lower().replace(" ", "-") for line in lines if line.startswith("#")]
+            assert anchor in headings, (key, galaxy[key])
 
 
 def test_galaxy_dependencies_match_requirements_yml():
