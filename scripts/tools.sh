@@ -8,6 +8,9 @@
 # tool version so a rerun is a no-op. A tool already on PATH at the pinned version is linked as is.
 # Modules with `replace` directives (Kubernetes, etcd, eksctl) are built through a wrapper module
 # that carries the same replace lines, pointed at published versions.
+# The build_<tool> functions are called through their names ("build_${t//-/_}"), which shellcheck cannot
+# follow: it would call them and everything only they call unreachable.
+# shellcheck disable=SC2317
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -28,8 +31,9 @@ ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl)
 # Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
 REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl)
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
-# buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci buildah iproute2)
+# buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine,
+# and ShellCheck for ansible-test's shellcheck sanity test (scripts/sanity.sh, run by `make lint`).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci buildah iproute2 shellcheck)
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=("${ALL[@]}")
 
