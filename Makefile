@@ -34,12 +34,14 @@ tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, hel
 tools-required: ## What the local environment, site.yml and the tests need (all of them: the istio role runs istioctl)
 	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl
 
-lint: setup ## ansible-lint (production), yamllint, ruff, helm lint
+lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-changelog lint, ansible-test sanity
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 	@if [[ -d helm/triton ]]; then scripts/tools.sh helm >/dev/null && helm lint --strict helm/triton && helm lint --strict -f helm/triton/ci/default-values.yaml helm/triton; fi
+	$(BIN)/antsibull-changelog lint
+	scripts/sanity.sh
 
 test: lint tools-required ## The test command: lint, build the pinned tools (cached), then every pytest suite
 	scripts/run-pytest.sh tests
