@@ -77,7 +77,7 @@ $(BENCH_STAMP): requirements/bench.txt $(SETUP_STAMP)
 	rm -f $(VENV)/.bench-*; touch $@
 
 bench: setup tools-required $(BENCH_STAMP) ## Benchmarks (bench/README.md): bench/results/*.json + *.png; BENCH_ARGS="--quick --only infer"
-	scripts/isolated.sh $(BIN)/python bench/run_all.py $(BENCH_ARGS)
+	$(BIN)/tritonfil isolate -- $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean: local-down ## Remove the venv and build outputs (the tool cache outside the repo stays)
 	rm -rf $(VENV) .collections .ansible .ruff_cache .pytest_cache tests/output *.tar.gz

@@ -6,7 +6,7 @@
     make bench BENCH_ARGS="--only infer,model_scale"
     .venv/bin/python bench/run_all.py --list
 
-`make bench` runs this under scripts/isolated.sh: as root, in a fresh network namespace that has
+`make bench` runs this under `tritonfil isolate`: as root, in a fresh network namespace that has
 only `lo`, so every byte of benchmark traffic stays on loopback. Each benchmark runs as its own
 process (one failing does not stop the others; its rc is in summary.json). Nothing asserts a time.
 """
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results or (RESULTS / "quick" if args.quick else RESULTS)
     results.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0 and "loopback-only" not in isolation():
-        say("WARNING: running as root outside a loopback-only namespace: use `make bench` (scripts/isolated.sh)")
+        say("WARNING: running as root outside a loopback-only namespace: use `make bench` (tritonfil isolate)")
     summary: dict[str, Any] = {
         "generated_at": now(),
         "command": "bench/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Run CMD in a fresh network namespace that has only `lo` when root (no-op otherwise, or when
-# already isolated). Everything CMD starts can reach nothing but loopback.
+# Run CMD in a fresh network namespace that has only `lo` when root (as is otherwise, or when already
+# isolated): `tritonfil isolate -- CMD`, where tritonfil.localenv.netns decides.
 set -euo pipefail
-if [[ $(id -u) -eq 0 && -z ${TRITONFIL_ISOLATED:-} ]]; then
-	export TRITONFIL_ISOLATED=1
-	exec unshare --net -- bash -c 'ip link set lo up && exec "$@"' bash "$@"
-fi
-exec "$@"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tritonfil=$here/../.venv/bin/tritonfil
+[[ -x $tritonfil ]] || tritonfil=tritonfil
+exec "$tritonfil" isolate -- "$@"

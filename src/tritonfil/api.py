@@ -424,17 +424,13 @@ def local_environ() -> dict[str, str]:
 
 def local_netns_wrapper() -> list[str]:
     """The argv prefix that runs a command inside the local environment's network namespace: empty
-    unless root outside an isolated (loopback-only) namespace."""
-    from tritonfil.localenv import env as localenv
+    unless root outside an isolated (loopback-only) namespace (`tritonfil.localenv.netns` decides)."""
     from tritonfil.localenv import netns
 
-    if not netns.is_root() or netns.loopback_only() or netns.current_netns_is(localenv.NETNS):
-        return []
-    if not netns.netns_exists(localenv.NETNS):
-        raise TritonfilError(
-            f"the local environment is not up (no network namespace '{localenv.NETNS}'): run `tritonfil local up`"
-        )
-    return netns.wrap([], localenv.NETNS)
+    try:
+        return netns.isolation_prefix(netns.LOCAL)
+    except netns.IsolationError as e:
+        raise TritonfilError(str(e)) from e
 
 
 def move_aws_keys(env: dict[str, str], workdir: Path) -> Path | None:

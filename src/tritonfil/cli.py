@@ -25,32 +25,46 @@ class CliError(Exception):
     """A failure the CLI reports as one line and exit status 1."""
 
 
-# -- local ---------------------------------------------------------------------------------------
-def _enter_netns_if_needed(args: argparse.Namespace) -> None:
+# -- network namespaces (tritonfil.localenv.netns decides) ---------------------------------------
+def _reexec_in_local_netns(if_missing: str) -> None:
     """As root outside an isolated namespace, re-run this very command inside the `tritonfil` netns."""
-    from tritonfil.localenv import env as localenv
     from tritonfil.localenv import netns
 
-    if not netns.is_root() or netns.loopback_only():
-        return
-    if args.action == "up":
-        netns.ensure_netns(localenv.NETNS)
-    elif not netns.netns_exists(localenv.NETNS):
-        if args.action == "exec":
-            raise CliError(
-                "the local environment is not up (no network namespace 'tritonfil'): run `tritonfil local up`"
-            )
-        return  # down/status with no namespace: nothing isolated to enter
-    argv = netns.wrap([sys.executable, "-m", "tritonfil.cli", *sys.argv[1:]], localenv.NETNS)
+    try:
+        netns.exec_isolated(netns.LOCAL, [sys.executable, "-m", "tritonfil.cli", *sys.argv[1:]], if_missing=if_missing)
+    except netns.IsolationError as e:
+        raise CliError(str(e)) from e
+
+
+def _command(args: argparse.Namespace, name: str) -> list[str]:
+    """The CMD of `tritonfil NAME -- CMD [ARGS...]`."""
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise CliError(f"{name} needs a command: tritonfil {name} -- CMD [ARGS...]")
+    return cmd
+
+
+def cmd_isolate(args: argparse.Namespace) -> int:
+    """`tritonfil isolate -- CMD`: CMD in a fresh network namespace that has only `lo` (as root)."""
+    from tritonfil.localenv import netns
+
+    cmd = _command(args, "isolate")
+    argv = [*netns.isolation_prefix(netns.FRESH), *cmd]
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError as e:
+        raise CliError(f"isolate: command not found: {argv[0]}") from e
+    return 127  # not reached: execvp returns only by raising
 
 
+# -- local ---------------------------------------------------------------------------------------
 def cmd_local(args: argparse.Namespace) -> int:
     from tritonfil.localenv import env as localenv
     from tritonfil.localenv import netns
 
-    _enter_netns_if_needed(args)
+    # up creates the namespace; exec needs it; down/status with no namespace have nothing isolated to enter.
+    _reexec_in_local_netns({"up": "create", "exec": "error"}.get(args.action, "none"))
     env = localenv.LocalEnv(nodes=getattr(args, "nodes", 2))
     if args.action == "up":
         ep = env.up(progress=lambda m: print(f"[local] {m}", file=sys.stderr))
@@ -70,15 +84,13 @@ def cmd_local(args: argparse.Namespace) -> int:
         stopped = env.down()
         # Remove the named namespace only from inside it (where `down` re-ran itself): a `down` in
         # another namespace (a test's, say) must never touch the user's environment.
-        if netns.is_root() and netns.current_netns_is(localenv.NETNS):
-            netns.delete_netns(localenv.NETNS)
-            stopped.append(f"netns {localenv.NETNS}")
+        if netns.is_root() and netns.current_netns_is(netns.LOCAL_NETNS):
+            netns.delete_netns(netns.LOCAL_NETNS)
+            stopped.append(f"netns {netns.LOCAL_NETNS}")
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     if args.action == "exec":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        if not cmd:
-            raise CliError("local exec needs a command: tritonfil local exec -- CMD [ARGS...]")
+        cmd = _command(args, "local exec")
         os.environ.update(env.environ())
         sys.stdout.flush()
         try:
@@ -215,11 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """deploy / verify / teardown / plan through the API, with progress on stderr and the summary on stdout."""
     try:
         if _needs_local_netns(args):
-            wrapper = api.local_netns_wrapper()  # root outside the namespace: run this command inside it
-            if wrapper:
-                argv = [*wrapper, sys.executable, "-m", "tritonfil.cli", *sys.argv[1:]]
-                sys.stdout.flush()
-                os.execvp(argv[0], argv)
+            _reexec_in_local_netns("error")  # root outside the namespace: run this command inside it
         kwargs: dict[str, Any] = {
             "inventory": args.inventory,
             "extravars": parse_extravars(args.extra_vars),
@@ -293,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex = lsub.add_parser("exec", help="run CMD inside the environment's network namespace with its variables")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     local.set_defaults(func=cmd_local)
+
+    isolate = sub.add_parser(
+        "isolate",
+        help="run CMD in a fresh network namespace that has only `lo` (as root; as is otherwise)",
+        description="Run CMD in a fresh network namespace that has only `lo` when root and not isolated yet"
+        " (the tests and benchmarks run this way); otherwise run it as is.",
+    )
+    isolate.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    isolate.set_defaults(func=cmd_isolate)
 
     models = sub.add_parser("models", help="validate a FIL model repository; build its CPU twin")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")

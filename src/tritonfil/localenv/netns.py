@@ -1,19 +1,43 @@
-"""Network isolation of the local environment.
+"""Network isolation of the local environment: the one place that decides which namespace a command runs in.
 
 As root, the local environment and every command that talks to it run in a network namespace
 that has only `lo`: simulated pods have fake 10.x addresses and webhooks or aggregated APIs would
 otherwise dial them. A connect to a non-loopback address then fails at once (ENETUNREACH).
+
+Two kinds of namespace, and `isolation_prefix(kind)` gives the argv prefix that runs a command in one:
+
+- ``LOCAL``: the named namespace ``tritonfil`` of the user's local environment (`tritonfil local up`
+  creates it; `local exec/status/down`, `tritonfil deploy|plan|... -i local` and the API's local runs
+  enter it);
+- ``FRESH``: a new namespace of its own with `lo` up (`tritonfil isolate -- CMD`, which
+  scripts/isolated.sh, scripts/run-pytest.sh, `make bench` and `make local` use): the test suite and
+  the benchmarks start their own environments there and never see the user's.
+
+The prefix is empty when there is nothing to do: not root (no namespaces; every service still binds
+127.0.0.1), or already isolated (a loopback-only namespace, the named one, or — for ``FRESH`` — a process
+tree that a fresh namespace already holds, marked by ``TRITONFIL_ISOLATED=1``).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 
-NETNS_ENV = "TRITONFIL_NETNS"
+#: The named network namespace of the local environment.
+LOCAL_NETNS = "tritonfil"
+#: Set to 1 in everything a FRESH namespace runs: a nested `tritonfil isolate` then adds nothing.
+ISOLATED_ENV = "TRITONFIL_ISOLATED"
+
+LOCAL = "local"
+FRESH = "fresh"
+KINDS = (LOCAL, FRESH)
+#: What a LOCAL prefix does when the named namespace does not exist.
+IF_MISSING = ("error", "create", "none")
 
 
 class IsolationError(RuntimeError):
@@ -38,9 +62,16 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(f"/run/netns/{name}")
 
 
+def _ip_path() -> str:
+    return shutil.which("ip") or "/usr/sbin/ip"
+
+
+def _unshare_path() -> str:
+    return shutil.which("unshare") or "/usr/bin/unshare"
+
+
 def _ip(*args: str) -> None:
-    ip = shutil.which("ip") or "/usr/sbin/ip"
-    proc = subprocess.run([ip, *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run([_ip_path(), *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise IsolationError(f"ip {' '.join(args)} failed (rc={proc.returncode}): {proc.stderr.strip()}")
 
@@ -61,8 +92,7 @@ def wrap(argv: Sequence[str], name: str | None) -> list[str]:
     """ARGV run inside network namespace NAME (unchanged when NAME is None)."""
     if not name:
         return list(argv)
-    ip = shutil.which("ip") or "/usr/sbin/ip"
-    return [ip, "netns", "exec", name, *argv]
+    return [_ip_path(), "netns", "exec", name, *argv]
 
 
 def current_netns_is(name: str) -> bool:
@@ -71,3 +101,49 @@ def current_netns_is(name: str) -> bool:
         return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{name}").st_ino
     except OSError:
         return False
+
+
+def not_up_message(name: str = LOCAL_NETNS) -> str:
+    return f"the local environment is not up (no network namespace '{name}'): run `tritonfil local up`"
+
+
+def isolation_prefix(kind: str, *, if_missing: str = "error", environ: Mapping[str, str] | None = None) -> list[str]:
+    """The argv prefix that runs a command in the namespace of KIND (``LOCAL`` or ``FRESH``); [] when the
+    command may run where it is (not root, or already isolated).
+
+    For ``LOCAL``, IF_MISSING says what to do when the namespace ``tritonfil`` does not exist: ``error``
+    (raise `IsolationError`: the environment is not up), ``create`` it (`tritonfil local up`), or ``none``
+    (run here: nothing isolated to enter, e.g. `local status` of an environment that is down).
+    ``FRESH`` is `unshare --net` with `lo` brought up and ``TRITONFIL_ISOLATED=1`` exported.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown isolation kind {kind!r}: choose from {', '.join(KINDS)}")
+    if if_missing not in IF_MISSING:
+        raise ValueError(f"unknown if_missing {if_missing!r}: choose from {', '.join(IF_MISSING)}")
+    env = os.environ if environ is None else environ
+    if not is_root():
+        return []
+    if kind == FRESH:
+        if env.get(ISOLATED_ENV):
+            return []
+        script = f'export {ISOLATED_ENV}=1; {shlex.quote(_ip_path())} link set lo up && exec "$@"'
+        return [_unshare_path(), "--net", "--", "/bin/sh", "-c", script, "tritonfil-isolate"]
+    if loopback_only() or current_netns_is(LOCAL_NETNS):
+        return []
+    if if_missing == "create":
+        ensure_netns(LOCAL_NETNS)  # also brings `lo` up again in an existing one
+    elif not netns_exists(LOCAL_NETNS):
+        if if_missing == "error":
+            raise IsolationError(not_up_message())
+        return []
+    return wrap([], LOCAL_NETNS)
+
+
+def exec_isolated(kind: str, argv: Sequence[str], *, if_missing: str = "error") -> None:
+    """Replace this process with ARGV run in the namespace of KIND, when a prefix is needed; return otherwise."""
+    prefix = isolation_prefix(kind, if_missing=if_missing)
+    if prefix:
+        full = [*prefix, *argv]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execvp(full[0], full)
