@@ -16,7 +16,19 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
-setup: $(SETUP_STAMP) ## Python venv with pinned deps, collection linked for FQCN use (safe to rerun)
+setup: $(SETUP_STAMP) ## Python venv with pinned deps, tritonfil editable, the collection linked into it (safe to rerun)
+	@# The package finds the collection as the Python package ansible_collections.tritonfil.eks (as an installed
+	@# wheel has it): link site-packages/ansible_collections/tritonfil/eks to this checkout. .collections is the
+	@# same link for ansible.cfg's collections_path.
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	link=$$site/ansible_collections/tritonfil/eks; \
+	if [[ -e $$link && ! -L $$link ]]; then \
+		echo "setup: $$link is a directory (an installed tritonfil wheel?): pip uninstall tritonfil, then rerun" >&2; \
+		exit 1; \
+	fi; \
+	mkdir -p "$$(dirname "$$link")" .collections/ansible_collections/tritonfil; \
+	ln -sfn "$(CURDIR)" "$$link"; \
+	ln -sfn ../../.. .collections/ansible_collections/tritonfil/eks
 
 $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 	@start=$$(date +%s); \
@@ -25,8 +37,6 @@ $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .; \
 	rm -f $(VENV)/.setup-*; touch $@; \
 	echo "setup: done in $$(( $$(date +%s) - start ))s"
-	@mkdir -p .collections/ansible_collections/tritonfil
-	@ln -sfn ../../.. .collections/ansible_collections/tritonfil/eks
 
 tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
 	scripts/tools.sh

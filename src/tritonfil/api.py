@@ -376,15 +376,20 @@ class _Collector:
 
 # -- project, inventory, environment ---------------------------------------------------------------
 def find_project(project_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The project directory: PROJECT_DIR, else $TRITONFIL_PROJECT, else the checkout this package is in,
-    else the current directory; it must contain site.yml."""
-    candidates: list[Path] = []
+    """The project directory: PROJECT_DIR, else $TRITONFIL_PROJECT, else the tritonfil.eks collection this
+    Python has (`tritonfil.collection.root()`: the installed wheel's copy, or the checkout `make setup`
+    linked); it must contain site.yml."""
+    from tritonfil import collection
+
     if project_dir:
         candidates = [Path(project_dir)]
     elif os.environ.get(PROJECT_ENV):
         candidates = [Path(os.environ[PROJECT_ENV])]
     else:
-        candidates = [Path(__file__).resolve().parents[2], Path.cwd()]
+        try:
+            candidates = [collection.root()]
+        except collection.CollectionNotFound as e:
+            raise ProjectNotFound(f"no project directory: {e}; or pass project_dir or set {PROJECT_ENV}") from None
     for c in candidates:
         if (c / "site.yml").is_file():
             return c.resolve()

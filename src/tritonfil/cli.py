@@ -271,7 +271,9 @@ def _add_run_parsers(sub: Any) -> None:
         p.add_argument("--skip-tags", help="skip these tags")
         p.add_argument("-l", "--limit", help="limit to these hosts")
         p.add_argument(
-            "--project", help=f"project directory with site.yml (default ${api.PROJECT_ENV} or this checkout)"
+            "--project",
+            help=f"project directory with site.yml (default ${api.PROJECT_ENV}, else the installed tritonfil.eks"
+            " collection)",
         )
         p.add_argument(
             "-v", "--verbose", action="count", default=0, help="every task in the progress; -vv... to ansible"

@@ -1,30 +1,21 @@
 """Model repository validation for the `tritonfil` package and CLI.
 
-The validation code lives once, in the collection's
-``plugins/module_utils/model_repository.py``, so that the Ansible module
-``tritonfil.eks.triton_model_repository`` and this package run the same checks. The package
-imports it under its collection name, ``ansible_collections.tritonfil.eks.plugins.module_utils``:
-
-1. if ``ansible_collections.tritonfil.eks`` is importable already (an installed collection, or a
-   caller that set up ``sys.path``), that copy is used;
-2. otherwise, from a checkout, the repository's ``.collections`` directory (which ``make setup``
-   links as ``.collections/ansible_collections/tritonfil/eks -> ..``) is appended to ``sys.path``;
-3. otherwise the collection paths Ansible would search (``ANSIBLE_COLLECTIONS_PATH``,
-   ``~/.ansible/collections``, ``/usr/share/ansible/collections``) are tried, in that order.
-
-``sys.path`` is only appended to, never reordered, and only when step 1 fails.
+The validation code lives once, in the collection's ``plugins/module_utils/model_repository.py``, so
+that the Ansible module ``tritonfil.eks.triton_model_repository`` and this package run the same checks.
+The package imports it under its collection name through `tritonfil.collection` (the installed wheel's
+copy of the collection, or the checkout that `make setup` links into site-packages).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-COLLECTION_PACKAGE = "ansible_collections.tritonfil.eks"
+from tritonfil import collection
+
+COLLECTION_PACKAGE = collection.PACKAGE
 MODULE_UTILS = f"{COLLECTION_PACKAGE}.plugins.module_utils"
 
 __all__ = [
@@ -38,52 +29,13 @@ __all__ = [
     "validate_or_raise",
 ]
 
-
-def _candidate_paths() -> list[Path]:
-    checkout = Path(__file__).resolve().parents[2]
-    candidates = [checkout / ".collections"]
-    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or ""
-    candidates += [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
-    candidates += [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
-    return candidates
-
-
-def _import_collection() -> ModuleType:
-    try:
-        return importlib.import_module(COLLECTION_PACKAGE)
-    except ImportError:
-        pass
-    for base in _candidate_paths():
-        if (base / "ansible_collections" / "tritonfil" / "eks" / "plugins" / "module_utils").is_dir():
-            if str(base) not in sys.path:
-                sys.path.append(str(base))
-            importlib.invalidate_caches()
-            # The namespace package may have been cached without the new path entry.
-            for name in ("ansible_collections", "ansible_collections.tritonfil"):
-                module = sys.modules.get(name)
-                if module is not None and hasattr(module, "__path__"):
-                    entry = str(base / Path(*name.split(".")))
-                    if entry not in list(module.__path__):
-                        module.__path__.append(entry)
-            try:
-                return importlib.import_module(COLLECTION_PACKAGE)
-            except ImportError:
-                continue
-    raise ImportError(
-        "the tritonfil.eks collection is not importable: run `make setup` in the checkout (it links"
-        " .collections/ansible_collections/tritonfil/eks) or install the collection with ansible-galaxy"
-    )
-
-
-def module_utils(name: str) -> ModuleType:
-    """Import ``plugins/module_utils/<name>.py`` of the tritonfil.eks collection."""
-    _import_collection()
-    return importlib.import_module(f"{MODULE_UTILS}.{name}")
+#: ``plugins/module_utils/<name>.py`` of the collection (`tritonfil.collection.module_utils`).
+module_utils = collection.module_utils
 
 
 def collection_root() -> Path:
-    """The directory of the collection in use (the repository root from a checkout)."""
-    return Path(_import_collection().__path__[0])
+    """The directory of the collection in use (`tritonfil.collection.root`)."""
+    return collection.root()
 
 
 _repo = module_utils("model_repository")

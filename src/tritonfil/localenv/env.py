@@ -29,18 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tritonfil import collection
 from tritonfil.localenv import netns
 from tritonfil.localenv.images import build_oci_image
 from tritonfil.localenv.nodes import GPU_SELECTOR, gpu_nodes_manifest
 
 CLUSTER = "tritonfil"
-NETNS = "tritonfil"
+NETNS = netns.LOCAL_NETNS
 REGION = "us-east-1"
 # The pinned Triton release image tag (nvcr.io/nvidia/tritonserver); see docs/models.md.
 TRITON_IMAGE_TAG = "26.02-py3"
 # Fake credentials for moto; never real ones.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class LocalEnvError(RuntimeError):
@@ -436,9 +436,5 @@ def _shell_quote(value: str) -> str:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for line in (ROOT / "scripts" / "versions.env").read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            k, v = line.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
+    """Every pinned version (the collection's scripts/versions.env, `tritonfil.collection.pins`)."""
+    return collection.pins()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tritonfil.localenv.env import ROOT, LocalEnvError
+from tritonfil import collection
+from tritonfil.localenv.env import LocalEnvError
 from tritonfil.tritonserver import LocalTritonServer, LocalTritonServerError
 from tritonfil.twin import build_twin
 
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def start_triton(env: LocalEnv, repository: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:
-    """Build the twin of REPOSITORY (default: the repo's model_repository/) and serve it as a daemon."""
-    source = repository or ROOT / "model_repository"
+    """Build the twin of REPOSITORY (default: the collection's model_repository/) and serve it as a daemon."""
+    source = repository or collection.root() / "model_repository"
     twin = env.state / "twin_repository"
     report = build_twin(source, twin, overwrite=True)
     server = LocalTritonServer(repository=twin, workdir=env.state / "triton")
