@@ -1,4 +1,4 @@
-"""eksctl simulator for the offline local environment (run it as scripts/eksctl-sim).
+"""eksctl simulator for the offline local environment: the console script ``tritonfil-eksctl-sim``.
 
 Real eksctl cannot create clusters against moto: it drives CloudFormation stacks that launch EC2
 instances. This speaks the subset of eksctl's command line that plugins/module_utils/eksctl.py uses,
@@ -48,6 +48,8 @@ from typing import Any
 import boto3
 import yaml
 from botocore.exceptions import ClientError
+
+from tritonfil.localenv.env import default_state_dir
 
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/"
 SIM_VERSION = "0.215.0-tritonfil-sim"
@@ -465,8 +467,7 @@ def cmd_write_kubeconfig(args: argparse.Namespace) -> None:
     region = region_of(args)
     eks, _ = clients(region)
     describe(eks, args.cluster)
-    state = Path(os.environ.get("TRITONFIL_LOCAL_STATE") or Path.home() / ".cache" / "tritonfil" / "local")
-    endpoints = state / "endpoints.json"
+    endpoints = default_state_dir() / "endpoints.json"
     if not endpoints.exists():
         raise SimError(f"no local environment: {endpoints} does not exist (run `tritonfil local up`)")
     source = yaml.safe_load(Path(json.loads(endpoints.read_text())["kubeconfig"]).read_text())
