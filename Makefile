@@ -11,7 +11,7 @@ SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements/lock.txt pyproject.toml 2
 export PATH := $(abspath $(BIN)):$(CACHE)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help setup tools tools-required lint test test-unit test-integration local local-up local-down local-status bench lock clean
+.PHONY: help setup wheelhouse tools tools-required lint test test-unit test-integration local local-up local-down local-status bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -38,6 +38,21 @@ $(SETUP_STAMP): requirements/lock.txt pyproject.toml
 	rm -f $(VENV)/.setup-*; touch $@; \
 	echo "setup: done in $$(( $$(date +%s) - start ))s"
 
+# The packaging tests build the wheel and install it into a fresh venv. As root they run in a loopback-only
+# network namespace (tritonfil isolate) with no route to PyPI, so pip takes the build requirements and the wheel's
+# dependencies (at the lock's versions) from this wheelhouse, downloaded here, outside the namespace.
+WHEELHOUSE := $(CACHE)/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.stamp-$(shell cat requirements/lock.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+
+wheelhouse: $(WHEELHOUSE_STAMP) ## The wheel's build requirements and dependencies from PyPI into the cache (packaging tests)
+
+$(WHEELHOUSE_STAMP): requirements/lock.txt pyproject.toml | $(SETUP_STAMP)
+	@start=$$(date +%s); \
+	build_requires=$$($(BIN)/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'); \
+	$(BIN)/python -m pip download -q --disable-pip-version-check -d $(WHEELHOUSE) -c requirements/lock.txt . $$build_requires; \
+	rm -f $(WHEELHOUSE)/.stamp-*; touch $@; \
+	echo "wheelhouse: $(WHEELHOUSE) in $$(( $$(date +%s) - start ))s"
+
 tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
 	scripts/tools.sh
 
@@ -53,10 +68,10 @@ lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-c
 	$(BIN)/antsibull-changelog lint
 	scripts/sanity.sh
 
-test: lint tools-required ## The test command: lint, build the pinned tools (cached), then every pytest suite
+test: lint tools-required wheelhouse ## The test command: lint, the pinned tools and the wheelhouse (cached), then every pytest suite
 	scripts/run-pytest.sh tests
 
-test-unit: setup ## Unit tests only
+test-unit: setup wheelhouse ## Unit tests only
 	scripts/run-pytest.sh tests/unit
 
 lock: ## Re-resolve requirements/base.in into requirements/lock.txt
