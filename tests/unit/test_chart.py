@@ -24,6 +24,17 @@ CI_VALUES = CHART / "ci" / "default-values.yaml"
 REPO = "s3://tritonfil-models/models"
 ROLE_ARN = "arn:aws:iam::123456789012:role/tritonfil-triton"
 DIGEST = "sha256:" + "ab" * 32
+SELECTOR = {"app.kubernetes.io/name": "triton", "app.kubernetes.io/instance": "triton"}
+# Kubernetes objects written in values as in the pod spec / HPA and rendered with toYaml: documented as
+# one row each, typed loosely in the schema (their fields are the API server's business).
+PASS_THROUGH = {
+    "startupProbe",
+    "livenessProbe",
+    "readinessProbe",
+    "resources",
+    "topologySpreadConstraints",
+    "autoscaling.behavior",
+}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +156,7 @@ def test_every_value_is_in_the_schema_and_documented_in_place_and_in_docs():
 
     def leaves(node: Any, schema_node: dict, prefix: str) -> list[str]:
         props = schema_node.get("properties")
-        if isinstance(node, dict) and node and props:
+        if isinstance(node, dict) and node and props and prefix.rstrip(".") not in PASS_THROUGH:
             out = []
             for key, child in node.items():
                 assert key in props, f"{prefix}{key} is not in values.schema.json"
@@ -155,6 +166,7 @@ def test_every_value_is_in_the_schema_and_documented_in_place_and_in_docs():
 
     keys = leaves(values, schema, "")
     assert len(keys) > 60
+    assert set(keys) >= PASS_THROUGH
     undocumented = [k for k in keys if f"`{k}`" not in docs]
     assert undocumented == [], "values missing from the docs/chart.md table"
     # Every top-level key carries a `# --` comment (on itself or on its first child).
@@ -176,7 +188,7 @@ def test_defaults_render_the_core_objects_only(render):
             assert labels["app.kubernetes.io/instance"] == "triton"
             assert labels["app.kubernetes.io/managed-by"] == "Helm"
             assert labels["app.kubernetes.io/version"] == "26.02"
-            assert labels["helm.sh/chart"] == "triton-0.1.0"
+            assert labels["helm.sh/chart"] == "triton-0.2.0"
 
 
 def test_default_args_use_explicit_model_control_and_load_every_model(render):
@@ -229,14 +241,51 @@ def test_exit_on_error_false_only_when_set_and_logging_and_extra_args(render):
 
 def test_probes_hit_triton_health_endpoints_with_a_startup_budget_for_the_s3_download(render):
     container = server(render())
-    startup, liveness, readiness = (container[p] for p in ("startupProbe", "livenessProbe", "readinessProbe"))
-    assert startup["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
-    assert liveness["httpGet"] == {"path": "/v2/health/live", "port": "http"}
-    assert readiness["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
-    assert (startup["periodSeconds"], startup["failureThreshold"]) == (10, 60)
-    assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (10, 3)
-    assert (readiness["periodSeconds"], readiness["failureThreshold"], readiness["successThreshold"]) == (5, 3, 1)
+    assert container["startupProbe"] == {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 60,
+    }
+    assert container["livenessProbe"] == {
+        "httpGet": {"path": "/v2/health/live", "port": "http"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    assert container["readinessProbe"] == {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+        "successThreshold": 1,
+    }
+
+
+def test_a_user_probe_block_replaces_the_default_and_keeps_fields_the_chart_never_modelled(render):
+    liveness = {
+        "tcpSocket": {"port": "grpc"},
+        "initialDelaySeconds": 30,
+        "periodSeconds": 20,
+        "timeoutSeconds": 2,
+        "failureThreshold": 6,
+        "terminationGracePeriodSeconds": 45,
+    }
+    # httpGet: null deletes the default handler (helm merges the block over the default).
+    container = server(render({"livenessProbe": {**liveness, "httpGet": None}}))
+    assert container["livenessProbe"] == liveness
+    # A partial block changes only what it names.
+    readiness = server(render({"readinessProbe": {"periodSeconds": 2}}))["readinessProbe"]
+    assert readiness == {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 2,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+        "successThreshold": 1,
+    }
+    # null removes a probe.
+    assert "startupProbe" not in server(render({"startupProbe": None}))
 
 
 def test_ports_env_and_graceful_drain(render):
@@ -259,8 +308,24 @@ def test_gpu_and_cpu_memory_resources(render):
         "limits": {"cpu": "3", "memory": "8Gi", "nvidia.com/gpu": "1"},
     }
     resources = server(render({"gpu": {"count": 2}, "resources": {"limits": {"cpu": None}}}))["resources"]
-    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "2"
-    assert "cpu" not in resources["limits"]
+    assert resources == {
+        "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "8Gi", "nvidia.com/gpu": "2"},
+    }
+
+
+def test_a_resources_block_without_gpu_gets_nvidia_gpu_from_gpu_count(render):
+    resources = {"requests": {"cpu": "500m", "memory": "2Gi", "ephemeral-storage": "20Gi"}, "limits": None}
+    assert server(render({"resources": resources, "gpu": {"count": 4}}))["resources"] == {
+        "requests": {"cpu": "500m", "memory": "2Gi", "ephemeral-storage": "20Gi", "nvidia.com/gpu": "4"},
+        "limits": {"nvidia.com/gpu": "4"},
+    }
+    # The same count written in resources is accepted (and not doubled).
+    assert server(render({"resources": {"limits": {"nvidia.com/gpu": 1}}}))["resources"]["limits"] == {
+        "cpu": "3",
+        "memory": "8Gi",
+        "nvidia.com/gpu": "1",
+    }
 
 
 def test_cpu_only_needs_no_gpu_toleration(render):
@@ -276,14 +341,39 @@ def test_scheduling_defaults_tolerate_the_gpu_taint_and_spread_over_zones_and_ho
         {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
     ]
     assert "nodeSelector" not in pod
-    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
-    assert sorted(spread) == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
-    for c in spread.values():
-        assert c["maxSkew"] == 1 and c["whenUnsatisfiable"] == "ScheduleAnyway"
-        assert c["labelSelector"]["matchLabels"] == {
-            "app.kubernetes.io/name": "triton",
-            "app.kubernetes.io/instance": "triton",
+    assert pod["topologySpreadConstraints"] == [
+        {
+            "topologyKey": key,
+            "maxSkew": 1,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": SELECTOR},
+            "matchLabelKeys": ["pod-template-hash"],
         }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
+def test_a_topology_constraint_without_label_selector_gets_the_selector_labels(render):
+    own = {
+        "topologyKey": "topology.kubernetes.io/zone",
+        "maxSkew": 1,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tritonfil"}},
+        "matchLabelKeys": [],
+    }
+    bare = {
+        "topologyKey": "kubernetes.io/hostname",
+        "maxSkew": 2,
+        "whenUnsatisfiable": "DoNotSchedule",
+        "minDomains": 2,
+    }
+    pod = one(render({"topologySpreadConstraints": [bare, own]}), "Deployment")["spec"]["template"]["spec"]
+    assert pod["topologySpreadConstraints"] == [
+        {**bare, "labelSelector": {"matchLabels": SELECTOR}, "matchLabelKeys": ["pod-template-hash"]},
+        own,
+    ]
+    pod = one(render({"topologySpreadConstraints": []}), "Deployment")["spec"]["template"]["spec"]
+    assert "topologySpreadConstraints" not in pod
 
 
 def test_instance_type_and_node_selector_merge(render):
@@ -415,6 +505,23 @@ def test_hpa_is_autoscaling_v2_with_behavior_and_cpu_and_the_deployment_leaves_r
         "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
     }
     assert "replicas" not in one(objects, "Deployment")["spec"]
+
+
+def test_hpa_behavior_passes_through_unchanged(render):
+    behavior = {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 30,
+            "selectPolicy": "Min",
+            "tolerance": "0.05",
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 30}],
+        },
+        "scaleDown": {"stabilizationWindowSeconds": 600, "selectPolicy": "Disabled", "policies": []},
+    }
+    assert (
+        one(render({"autoscaling": {"behavior": behavior}}), "HorizontalPodAutoscaler")["spec"]["behavior"] == behavior
+    )
+    # null leaves the Kubernetes defaults.
+    assert "behavior" not in one(render({"autoscaling": {"behavior": None}}), "HorizontalPodAutoscaler")["spec"]
 
 
 def test_hpa_queue_time_pods_metric(render):
@@ -653,9 +760,23 @@ def test_min_replicas_above_max_fails_naming_both_keys(refuse):
         ({"serviceAccount": {"irsaRoleArn": "role/triton"}}, "at '/serviceAccount/irsaRoleArn'"),
         ({"service": {"grpcPort": 70000}}, "at '/service/grpcPort'"),
         (
-            {"autoscaling": {"behavior": {"scaleUp": {"selectPolicy": "Fastest"}}}},
-            "at '/autoscaling/behavior/scaleUp/selectPolicy'",
+            {"autoscaling": {"behavior": {"scaleup": {"selectPolicy": "Max"}}}},
+            "at '/autoscaling/behavior': additional properties 'scaleup' not allowed",
         ),
+        (
+            {"autoscaling": {"behavior": {"scaleUp": "fast"}}},
+            "at '/autoscaling/behavior/scaleUp': got string, want object",
+        ),
+        ({"resources": {"limits": {"memory": "8 GB"}}}, "at '/resources/limits/memory'"),
+        ({"resources": {"limit": {"cpu": "1"}}}, "at '/resources': additional properties 'limit' not allowed"),
+        ({"livenessProbe": "/v2/health/live"}, "at '/livenessProbe': got string, want object"),
+        (
+            {"topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname"}]},
+            "at '/topologySpreadConstraints/0'",
+        ),
+        # The keys chart 0.1.0 had fail loudly rather than being ignored.
+        ({"probes": {"startup": {"failureThreshold": 90}}}, "at '': additional properties 'probes' not allowed"),
+        ({"topologySpread": {"enabled": False}}, "at '': additional properties 'topologySpread' not allowed"),
         ({"securityContext": {"runAsUser": "root"}}, "at '/securityContext/runAsUser': got string, want integer"),
     ],
 )
@@ -696,6 +817,26 @@ def test_schema_rejects_bad_values(refuse, values, message):
         (
             {"gpu": {"count": 0}, "tolerations": [], "instanceType": "g4dn.xlarge"},
             'gpu.count is 0 but instanceType pins "g4dn.xlarge"',
+        ),
+        (
+            {"resources": {"limits": {"nvidia.com/gpu": 2}}},
+            "resources.limits sets nvidia.com/gpu to 2 but gpu.count is 1: the chart puts gpu.count into requests and "
+            "limits; set the GPU count in gpu.count and remove nvidia.com/gpu from resources",
+        ),
+        (
+            {"gpu": {"count": 0}, "tolerations": [], "resources": {"requests": {"nvidia.com/gpu": "1"}}},
+            "resources.requests sets nvidia.com/gpu to 1 but gpu.count is 0",
+        ),
+        (
+            {"livenessProbe": {"exec": {"command": ["true"]}}},
+            "livenessProbe has 2 handlers (exec, httpGet) and Kubernetes allows one: helm merges your "
+            "livenessProbe over the chart's default (httpGet), so set the ones you do not want to null, "
+            "e.g. livenessProbe.httpGet: null",
+        ),
+        (
+            {"readinessProbe": {"httpGet": None}},
+            "readinessProbe has no handler: set one of exec, grpc, httpGet, tcpSocket, or readinessProbe: null to "
+            "remove the probe",
         ),
         (
             {"preStopSleepSeconds": 40},

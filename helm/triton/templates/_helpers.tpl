@@ -98,6 +98,41 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+Resources of the server container: `resources` as given, plus nvidia.com/gpu = gpu.count in requests
+and limits when gpu.count > 0 (a different nvidia.com/gpu in `resources` is refused in _validate.tpl).
+*/}}
+{{- define "triton.resources" -}}
+{{- $res := deepCopy (default (dict) .Values.resources) }}
+{{- if gt (int .Values.gpu.count) 0 }}
+{{- range $part := list "requests" "limits" }}
+{{- $list := deepCopy (default (dict) (index $res $part)) }}
+{{- $_ := set $list "nvidia.com/gpu" (toString (int $.Values.gpu.count)) }}
+{{- $_ := set $res $part $list }}
+{{- end }}
+{{- end }}
+{{- toYaml $res }}
+{{- end }}
+
+{{/*
+topologySpreadConstraints as given, each entry completed the way the Traefik chart does: the selector
+labels as `labelSelector` and `[pod-template-hash]` as `matchLabelKeys` where the entry has none.
+*/}}
+{{- define "triton.topologySpreadConstraints" -}}
+{{- $out := list }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $c := deepCopy . }}
+{{- if kindIs "invalid" (index $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "triton.selectorLabels" $ | fromYaml)) }}
+{{- end }}
+{{- if kindIs "invalid" (index $c "matchLabelKeys") }}
+{{- $_ := set $c "matchLabelKeys" (list "pod-template-hash") }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
 {{/* Gateway the VirtualService binds to: the one the chart creates, or the existing one. */}}
 {{- define "triton.gatewayRef" -}}
 {{- if .Values.istio.gateway.create }}

@@ -62,6 +62,30 @@ template, so a guard fails any install, upgrade, template or lint.
 {{- end }}
 {{- end }}
 
+{{- range $part := list "requests" "limits" }}
+{{- $given := index (default (dict) (index (default (dict) $v.resources) $part)) "nvidia.com/gpu" }}
+{{- if and (not (kindIs "invalid" $given)) (ne (toString $given) (toString (int $v.gpu.count))) }}
+{{- fail (printf "resources.%s sets nvidia.com/gpu to %v but gpu.count is %d: the chart puts gpu.count into requests and limits; set the GPU count in gpu.count and remove nvidia.com/gpu from resources" $part $given (int $v.gpu.count)) }}
+{{- end }}
+{{- end }}
+
+{{- range $name := list "startupProbe" "livenessProbe" "readinessProbe" }}
+{{- with index $v $name }}
+{{- $probe := . }}
+{{- $handlers := list }}
+{{- range $h := list "exec" "grpc" "httpGet" "tcpSocket" }}
+{{- if not (kindIs "invalid" (index $probe $h)) }}
+{{- $handlers = append $handlers $h }}
+{{- end }}
+{{- end }}
+{{- if gt (len $handlers) 1 }}
+{{- fail (printf "%s has %d handlers (%s) and Kubernetes allows one: helm merges your %s over the chart's default (httpGet), so set the ones you do not want to null, e.g. %s.httpGet: null" $name (len $handlers) (join ", " $handlers) $name $name) }}
+{{- else if eq (len $handlers) 0 }}
+{{- fail (printf "%s has no handler: set one of exec, grpc, httpGet, tcpSocket, or %s: null to remove the probe" $name $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- if $v.podDisruptionBudget.enabled }}
 {{- $min := $v.podDisruptionBudget.minAvailable }}
 {{- $max := $v.podDisruptionBudget.maxUnavailable }}
