@@ -375,6 +375,36 @@ OTHER_TOGGLES = (
     "--set", "resources.limits.cpu=null",
 )  # fmt: skip
 
+# The pass-through blocks with fields the chart never modelled, a second probe handler replacing the
+# default one, and spread constraints with and without their own selector: the real API server must
+# accept what toYaml renders (and what the chart fills in).
+PASS_THROUGH_VALUES = {
+    "livenessProbe": {"httpGet": None, "tcpSocket": {"port": "grpc"}, "terminationGracePeriodSeconds": 30},
+    "readinessProbe": {"periodSeconds": 2},
+    "resources": {"requests": {"ephemeral-storage": "20Gi"}, "limits": {"ephemeral-storage": "40Gi"}},
+    "topologySpreadConstraints": [
+        {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule",
+         "nodeTaintsPolicy": "Honor"},
+        {"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1, "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "triton"}}, "matchLabelKeys": []},
+    ],
+    "autoscaling": {
+        "behavior": {
+            "scaleUp": {"stabilizationWindowSeconds": 15, "selectPolicy": "Max",
+                        "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]},
+            "scaleDown": {"selectPolicy": "Disabled"},
+        }
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pass_through_values(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("chart-values") / "pass-through.yaml"
+    path.write_text(yaml.safe_dump(PASS_THROUGH_VALUES))
+    return path
+
+
 # -- tests ----------------------------------------------------------------------------------------
 
 
@@ -395,8 +425,8 @@ def test_defaults_pass_server_side_validation(cluster: LocalEnv):
     )
 
 
-def test_every_toggle_passes_server_side_validation(cluster: LocalEnv):
-    manifest = render(cluster, *ALL_TOGGLES)
+def test_every_toggle_passes_server_side_validation(cluster: LocalEnv, pass_through_values: Path):
+    manifest = render(cluster, *ALL_TOGGLES, "-f", str(pass_through_values))
     assert (
         applied(server_dry_run(cluster, manifest))
         == kinds_of(manifest)
@@ -414,7 +444,7 @@ def test_every_toggle_passes_server_side_validation(cluster: LocalEnv):
             "virtualservice/triton",
         ]
     )
-    manifest = render(cluster, *OTHER_TOGGLES)
+    manifest = render(cluster, *OTHER_TOGGLES, "-f", str(pass_through_values))
     assert (
         applied(server_dry_run(cluster, manifest))
         == kinds_of(manifest)
@@ -488,6 +518,7 @@ def test_install_lands_ready_pods_on_the_gpu_nodes_then_uninstall_removes_everyt
     assert f"kubectl -n {NAMESPACE} port-forward svc/triton 8000:8000 8001:8001" in proc.stdout
     assert "curl -sf -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:8000/v2/health/ready" in proc.stdout
     assert f"helm test triton -n {NAMESPACE}" in proc.stdout
+    assert "model download from S3 and load: up to 610s before a restart" in proc.stdout  # startupProbe budget
 
     gpu_nodes = {
         n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"]
