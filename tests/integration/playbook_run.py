@@ -15,16 +15,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
-ROLE_PLAY = """---
-- name: Role under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: tritonfil.eks.ROLE
-"""
+
+def role_play(role: str, aws: dict | None = None, kubeconfig: str | None = None, tasks_from: str = "main") -> str:
+    """A play that runs tritonfil.eks.ROLE (entry point TASKS_FROM) alone, with the connection settings the
+    playbooks give every stage through module_defaults (playbooks/vars/connection.yml)."""
+    defaults: dict = {}
+    if aws is not None:
+        defaults["group/tritonfil.eks.aws"] = aws
+    if kubeconfig is not None:
+        defaults["group/tritonfil.eks.k8s"] = {"kubeconfig": kubeconfig}
+    play = {
+        "name": "Role under test",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "module_defaults": defaults,
+        "tasks": [
+            {
+                "name": f"Run tritonfil.eks.{role}",
+                "ansible.builtin.include_role": {"name": f"tritonfil.eks.{role}", "tasks_from": tasks_from},
+                # Runs whatever --tags says; the role's tasks keep their own tags.
+                "tags": ["always"],
+            }
+        ],
+    }
+    return json.dumps([play], indent=1)
 
 
 def aws_env(key_id: str, secret: str, region: str, drop: tuple[str, ...] = ()) -> dict[str, str]:
@@ -104,15 +120,21 @@ def run_role(
     *args: str,
     path: Sequence[str] = (),
     parse: type[Run] = Run,
+    aws: dict | None = None,
+    kubeconfig: str | None = None,
+    tasks_from: str = "main",
 ) -> Run:
     """Run tritonfil.eks.ROLE alone on localhost with VARIABLES (an extra-vars file) in WORK.
 
-    ENV is the caller's base environment (which AWS or KUBECONFIG variables it holds is the test's
-    choice); the Ansible settings, the venv (and PATH entries) are added here. The JSON callback
-    output is parsed into PARSE.
+    AWS ({"region", "endpoint_url"}) and KUBECONFIG become the play's module_defaults, as the playbooks set
+    them. ENV is the caller's base environment (which AWS or KUBECONFIG variables it holds is the test's
+    choice); the Ansible settings, the venv (and PATH entries) are added here, and TMPDIR points at
+    WORK/tmpdir (what a module leaves in its temporary directory shows there). The JSON callback output is
+    parsed into PARSE.
     """
     work.mkdir(parents=True)
-    (work / "play.yml").write_text(ROLE_PLAY.replace("ROLE", role))
+    (work / "tmpdir").mkdir()
+    (work / "play.yml").write_text(role_play(role, aws, kubeconfig, tasks_from))
     (work / "vars.json").write_text(json.dumps(variables))
     full = {
         **env,
@@ -120,6 +142,7 @@ def run_role(
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+        "TMPDIR": str(work / "tmpdir"),
         "PATH": os.pathsep.join([str(VENV_BIN), *path, env.get("PATH", "")]),
     }
     start = time.monotonic()

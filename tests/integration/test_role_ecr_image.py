@@ -2,9 +2,10 @@
 
 moto has no registry behind ECR, so the role pushes to the local docker-registry through
 ecr_image_registry_override (plain HTTP: ecr_image_registry_tls_verify false), exactly as
-inventory/local does. The source is a tiny OCI image built here with umoci (no NGC offline).
-AWS_ENDPOINT_URL / AWS_URL are deliberately NOT set for the playbooks: only the role's
-ecr_image_endpoint_url leads to moto, so a module or helper that dropped it would fail.
+inventory/local/emulator.yml does. The source is a tiny OCI image built here with umoci (no NGC offline).
+AWS_ENDPOINT_URL / AWS_URL are deliberately NOT set for the playbooks: only the play's module_defaults
+(group/tritonfil.eks.aws endpoint_url, as the playbooks set it) lead to moto, so a module that ignored
+them would fail.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ REGION = "us-east-1"
 # Fake credentials, distinctive so that a leak into the ansible output is found by grep.
 FAKE_KEY_ID = "AKIATRITONFILFAKE0002"
 FAKE_SECRET = "tritonfil-fake-secret-Hn4pR8sLm2"
-TAG = "26.02-py3"
-COPY_TASK = "Copy the image to the registry"
+TAG = "t1-py3"
+MIRROR_TASK = "Mirror the image into the repository"
 REPOSITORY_TASK = "Ensure the ECR repository (scan on push, tag mutability, lifecycle policy, encryption)"
 
 
@@ -81,22 +82,24 @@ def secrets(ecr) -> list[str]:
 def role_vars(local: dict[str, Any], repository: str, **extra: object) -> dict:
     """The variables inventory/local sets for this role, with this test's source image."""
     return {
-        "ecr_image_region": REGION,
         "ecr_image_repository_name": repository,
         "ecr_image_source_image": local["source"],
         "ecr_image_tag": TAG,
-        "ecr_image_endpoint_url": local["aws_endpoint_url"],
         "ecr_image_registry_override": local["registry"],
         "ecr_image_registry_tls_verify": False,
         **extra,
     }
 
 
-def run_role(local: dict[str, Any], variables: dict, *args: str, drop: tuple[str, ...] = ()) -> Run:
+def run_role(
+    local: dict[str, Any], variables: dict, *args: str, drop: tuple[str, ...] = (), tasks_from: str = "main"
+) -> Run:
     local["runs"].mkdir(exist_ok=True)
     work = Path(os.path.realpath(local["runs"])) / f"run{len(list(local['runs'].iterdir())) + 1}"
     env = aws_env(FAKE_KEY_ID, FAKE_SECRET, REGION, drop)
-    run = run_playbook_role("ecr_image", work, variables, env, *args)
+    aws = {"region": REGION, "endpoint_url": local["aws_endpoint_url"]}
+    run = run_playbook_role("ecr_image", work, variables, env, *args, aws=aws, tasks_from=tasks_from)
+    run.work = work
     assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
     return run
 
@@ -126,13 +129,18 @@ def mirrored(local: dict[str, Any]) -> dict[str, Run]:
     }
 
 
+def no_login_left(run: Run) -> None:
+    """The module's private directory that held the registry login is gone (TMPDIR of the run is empty)."""
+    left = sorted(p.name for p in (run.work / "tmpdir").iterdir())
+    assert not [n for n in left if n.startswith("tritonfil-ecr-")], left
+
+
 def test_first_run_creates_the_repository_and_pushes_the_image(mirrored, local, ecr, secrets):
     run = mirrored["first"]
     assert_ok(run, secrets)
-    assert run.result("Ensure the ECR repository (scan on push, tag mutability, lifecycle policy, encryption)")[
-        "changed"
-    ]
-    assert run.result(COPY_TASK)["changed"]
+    assert run.result(REPOSITORY_TASK)["changed"]
+    mirror = run.result(MIRROR_TASK)
+    assert mirror["changed"] and mirror["copied"] and mirror["previous_digest"] is None
     repo = repository(ecr, "tritonserver")
     assert repo is not None
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
@@ -150,18 +158,17 @@ def test_first_run_creates_the_repository_and_pushes_the_image(mirrored, local, 
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.stdout.strip() == local["source_digest"]
     assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver@{pushed.stdout.strip()}"
-    # The private directory that held the registry login is gone.
-    login_dir = run.result("Create a private directory for the registry login")["path"]
-    assert login_dir.endswith(".ecr_image") and not Path(login_dir).exists()
+    no_login_left(run)
 
 
 def test_second_run_changes_nothing_and_skips_the_copy(mirrored, local, secrets):
     run = mirrored["second"]
     assert_ok(run, secrets)
     assert run.recap["changed"] == 0, run.tail()
-    assert not run.ran(COPY_TASK)
+    assert not run.result(MIRROR_TASK)["copied"]
     assert run.result("Report the mirrored image")["msg"].endswith("already there, copy skipped (same digest)")
     assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver@{local['source_digest']}"
+    no_login_left(run)
 
 
 def test_check_mode_on_the_mirrored_repository_predicts_no_change(mirrored, secrets):
@@ -173,6 +180,20 @@ def test_check_mode_on_the_mirrored_repository_predicts_no_change(mirrored, secr
     )
 
 
+def test_facts_entry_point_reads_what_the_registry_holds(mirrored, local, secrets):
+    """What triton_release gets when the ecr_image stage is not in the run (`--tags triton_release`)."""
+    run = run_role(local, role_vars(local, "tritonserver"), tasks_from="facts")
+    assert_ok(run, secrets)
+    assert run.recap["changed"] == 0
+    assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver@{local['source_digest']}"
+    missing = run_role(local, role_vars(local, "tritonserver-never"), tasks_from="facts")
+    assert missing.rc != 0
+    assert missing.failure == (
+        f"ecr_image_uri: {local['registry']} holds no tritonserver-never:{TAG} yet: run the ecr_image stage first"
+        " (--tags ecr_image)"
+    )
+
+
 def test_check_mode_predicts_without_creating(local, ecr, secrets):
     run = run_role(local, role_vars(local, "tritonserver-plan"), "--check", "--diff")
     assert_ok(run, secrets)
@@ -180,8 +201,7 @@ def test_check_mode_predicts_without_creating(local, ecr, secrets):
     assert run.result("Report the predicted repository change (check mode)")["msg"] == (
         "would create ECR repository tritonserver-plan"
     )
-    assert run.result("Report the predicted image copy (check mode)")["msg"].startswith(f"would copy {local['source']}")
-    assert not run.ran(COPY_TASK)
+    assert run.result("Report the mirrored image")["msg"].endswith(f"would be copied from {local['source']}")
     assert repository(ecr, "tritonserver-plan") is None
     absent = skopeo_digest(f"docker://{local['registry']}/tritonserver-plan:{TAG}", "--tls-verify=false")
     assert absent.returncode != 0 and "manifest unknown" in absent.stderr
@@ -189,19 +209,27 @@ def test_check_mode_predicts_without_creating(local, ecr, secrets):
     assert run.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver-plan@{local['source_digest']}"
 
 
-def test_invalid_region_fails_in_preflight(local, secrets):
-    run = run_role(local, role_vars(local, "tritonserver-bad", ecr_image_region="us-east"))
-    assert run.rc != 0
-    assert run.failure == "ecr_image_region: 'us-east' is not an AWS region name (expected e.g. us-east-1)", run.tail()
-    assert not run.ran("Read the caller identity (sts:GetCallerIdentity)")
-    assert not run.ran("Look up the ECR repository")
+def test_an_immutable_tag_is_never_moved(local, tmp_path, secrets):
+    first = run_role(local, role_vars(local, "tritonserver-pinned"))
+    assert_ok(first, secrets)
+    other = build_oci_image(tmp_path / "oci2", "tiny", "another tritonfil test image\n")
+    moved = run_role(local, role_vars(local, "tritonserver-pinned", ecr_image_source_image=other))
+    assert moved.rc != 0
+    other_digest = skopeo_digest(other).stdout.strip()
+    assert moved.failure == (
+        f"ecr_image_tag: {local['registry']}/tritonserver-pinned:{TAG} holds {local['source_digest']}, the source is"
+        f" now {other_digest}, and the repository's tags are immutable: mirror it under a new ecr_image_tag"
+    ), moved.tail()
+    still = skopeo_digest(f"docker://{local['registry']}/tritonserver-pinned:{TAG}", "--tls-verify=false")
+    assert still.stdout.strip() == local["source_digest"]
+    no_login_left(moved)
 
 
 def test_partial_credentials_fail_in_preflight_naming_what_is_missing(local, ecr):
     run = run_role(local, role_vars(local, "tritonserver-nocreds"), drop=("AWS_SECRET_ACCESS_KEY",))
     assert run.rc != 0
     msg = run.result("Report the missing AWS credentials")["msg"]
-    assert msg.startswith("AWS credentials for ecr_image (region us-east-1): sts:GetCallerIdentity failed:"), msg
+    assert msg.startswith("AWS credentials for ecr_image: sts:GetCallerIdentity failed:"), msg
     assert "Partial credentials found in explicit, missing: aws_secret_access_key." in msg
     assert "Not set in the environment: AWS_SECRET_ACCESS_KEY, AWS_PROFILE." in msg
     assert not run.ran("Look up the ECR repository")
@@ -230,14 +258,14 @@ def test_build_then_push_then_rerun_pushes_nothing(local, build_context, tmp_pat
     )
     first = run_role(local, variables)
     assert_ok(first, secrets)
-    assert first.ran("Build the image") and first.ran(COPY_TASK), first.tail()
+    assert first.ran("Build the image") and first.result(MIRROR_TASK)["copied"], first.tail()
     built = skopeo_digest(f"oci:{tmp_path / 'layout'}:{TAG}").stdout.strip()
     assert first.facts["ecr_image_uri"] == f"{local['registry']}/tritonserver-built@{built}"
     # buildah --timestamp 0: the same context builds the same digest, so nothing is pushed again.
     second = run_role(local, variables)
     assert_ok(second, secrets)
     assert second.recap["changed"] == 0, second.tail()
-    assert not second.ran(COPY_TASK)
+    assert not second.result(MIRROR_TASK)["copied"]
     assert second.facts["ecr_image_uri"] == first.facts["ecr_image_uri"]
 
 

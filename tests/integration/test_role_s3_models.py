@@ -1,10 +1,10 @@
 """Role tritonfil.eks.s3_models through ansible-playbook against moto (the local environment's S3).
 
-One module-scoped moto server. The sync scenario runs once (first run, second run, a check-mode
-plan after one model file changed, the run that uploads it, a pruning run) and each test asserts on
-one of its runs. AWS_ENDPOINT_URL / AWS_URL are deliberately NOT set for the playbooks: only the
-role's s3_models_endpoint_url leads to moto, so an AWS module that dropped endpoint_url would try
-real AWS, which is unreachable in the loopback-only namespace, and fail.
+One module-scoped moto server. The revision scenario runs once (first run, second run, a check-mode
+plan after one model file changed, the run that stores it, the facts entry point, runs that prune) and
+each test asserts on one of its runs. AWS_ENDPOINT_URL / AWS_URL are deliberately NOT set for the
+playbooks: only the play's module_defaults (group/tritonfil.eks.aws, as the playbooks set them) lead to
+moto, so an AWS module that ignored them would try real AWS, unreachable in the loopback-only namespace.
 """
 
 from __future__ import annotations
@@ -34,13 +34,16 @@ REGION = "us-east-1"
 FAKE_KEY_ID = "AKIATRITONFILFAKE0001"
 FAKE_SECRET = "tritonfil-fake-secret-7Qz3kV9wXb"
 PREFIX = "models"
-SAMPLE_KEYS = sorted(
-    f"{PREFIX}/{p.relative_to(ROOT / 'model_repository')}"
+SAMPLE_FILES = sorted(
+    str(p.relative_to(ROOT / "model_repository"))
     for p in (ROOT / "model_repository").rglob("*")
     if p.is_file() and not p.name.startswith(".")
 )
-CHANGED_KEY = f"{PREFIX}/xgb_regressor/config.pbtxt"
-PRUNED_MODEL = "sklearn_rf"
+CHANGED_FILE = "xgb_regressor/config.pbtxt"
+
+
+def revision_keys(revision: str, files: list[str] = SAMPLE_FILES) -> list[str]:
+    return sorted(f"{PREFIX}/revisions/{revision}/{f}" for f in files)
 
 
 def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
@@ -50,7 +53,7 @@ def aws_env(drop: tuple[str, ...] = ()) -> dict[str, str]:
 class Run(PlaybookRun):
     @property
     def sync(self) -> dict:
-        """The counts s3_models reports (uploaded/skipped/deleted)."""
+        """What s3_models reports it stored (revision, uploaded/copied/skipped, keys)."""
         return self.facts["s3_models_sync"]
 
 
@@ -60,11 +63,13 @@ class Runner:
         self.endpoint = endpoint
         self.count = 0
 
-    def __call__(self, variables: dict, *args: str, env: dict[str, str] | None = None) -> Run:
+    def __call__(self, variables: dict, *args: str, env: dict[str, str] | None = None, tasks_from: str = "main") -> Run:
         self.count += 1
         work = self.base / f"run{self.count}"
-        variables = {"s3_models_endpoint_url": self.endpoint, **variables}
-        run = run_playbook_role("s3_models", work, variables, env or aws_env(), *args, parse=Run)
+        aws = {"region": REGION, "endpoint_url": self.endpoint}
+        run = run_playbook_role(
+            "s3_models", work, variables, env or aws_env(), *args, parse=Run, aws=aws, tasks_from=tasks_from
+        )
         assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
         return run
 
@@ -107,7 +112,6 @@ def bucket_exists(s3, bucket: str) -> bool:
 def local_vars(repo: Path, bucket: str, **extra: object) -> dict:
     """The variables inventory/local sets (plus the emulator switch for the TLS-only policy)."""
     return {
-        "s3_models_region": REGION,
         "s3_models_bucket": bucket,
         "s3_models_prefix": PREFIX,
         "s3_models_repository_path": str(repo),
@@ -118,8 +122,8 @@ def local_vars(repo: Path, bucket: str, **extra: object) -> dict:
 
 
 BUCKET_TASK = "Ensure the bucket (default encryption, versioning, public access block, TLS-only policy)"
-SYNC_TASK = "Upload the changed model files"
-REPORT_TASK = "Report the model upload"
+SYNC_TASK = "Store the model repository as a revision"
+REPORT_TASK = "Report the model revision"
 
 
 def keys(s3, bucket: str) -> list[str]:
@@ -128,8 +132,8 @@ def keys(s3, bucket: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory, run_role: Runner, s3) -> dict[str, Any]:
-    """first run -> second run -> change one file, remove one model -> check-mode plan (with pruning)
-    -> run (default: no pruning) -> run with pruning. Records the bucket after each step."""
+    """first run -> second run -> change one file -> check-mode plan -> run -> facts entry point -> two more
+    changes with s3_models_keep_revisions 2 (the oldest revision is pruned). Records the bucket after each step."""
     bucket = "tritonfil-it-models"
     repo = tmp_path_factory.mktemp("scenario") / "model_repository"
     shutil.copytree(ROOT / "model_repository", repo)
@@ -138,34 +142,40 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, run_role: Runner, s3) -> 
     assert_ok(out["first"])  # everything below builds on it
     out["keys_first"] = keys(s3, bucket)
     out["second"] = run_role(variables)
-    out["etag_before"] = s3.head_object(Bucket=bucket, Key=CHANGED_KEY)["ETag"]
-    with (repo / "xgb_regressor" / "config.pbtxt").open("a") as f:
+    with (repo / CHANGED_FILE).open("a") as f:
         f.write("# touched by test_role_s3_models\n")
-    shutil.rmtree(repo / PRUNED_MODEL)
-    out["plan"] = run_role({**variables, "s3_models_delete_removed": True}, "--check", "--diff")
-    out["etag_after_plan"] = s3.head_object(Bucket=bucket, Key=CHANGED_KEY)["ETag"]
+    out["plan"] = run_role(variables, "--check", "--diff")
     out["keys_after_plan"] = keys(s3, bucket)
     out["changed"] = run_role(variables)
-    out["body_changed"] = s3.get_object(Bucket=bucket, Key=CHANGED_KEY)["Body"].read().decode()
     out["keys_changed"] = keys(s3, bucket)
-    out["pruned"] = run_role({**variables, "s3_models_delete_removed": True})
-    out["keys_pruned"] = keys(s3, bucket)
+    out["bodies_changed"] = {
+        rev: s3.get_object(Bucket=bucket, Key=f"{PREFIX}/revisions/{rev}/{CHANGED_FILE}")["Body"].read().decode()
+        for rev in (out["first"].sync["revision"], out["changed"].sync["revision"])
+    }
+    out["facts"] = run_role(variables, tasks_from="facts")
+    for n in (1, 2):
+        with (repo / CHANGED_FILE).open("a") as f:
+            f.write(f"# change {n}\n")
+        out[f"keep{n}"] = run_role({**variables, "s3_models_keep_revisions": 2})
+    out["keys_kept"] = keys(s3, bucket)
     return out
 
 
-PRUNED_KEYS = sorted(k for k in SAMPLE_KEYS if k.startswith(f"{PREFIX}/{PRUNED_MODEL}/"))
-
-
-def test_first_run_creates_the_bucket_and_uploads_every_file(scenario, s3):
+def test_first_run_creates_the_bucket_and_stores_every_file_as_one_revision(scenario, s3):
     run = scenario["first"]
     assert_ok(run)
-    assert run.recap["changed"] == 2, run.tail()  # the bucket, the upload
+    assert run.recap["changed"] == 2, run.tail()  # the bucket, the revision
     assert run.result(BUCKET_TASK)["changed"] and run.result(SYNC_TASK)["changed"]
-    assert run.sync["uploaded"] == len(SAMPLE_KEYS) == 8
-    assert run.sync["skipped"] == 0 and run.sync["deleted"] == 0
-    assert run.sync["uploaded_keys"] == SAMPLE_KEYS
-    assert scenario["keys_first"] == SAMPLE_KEYS
+    revision = run.sync["revision"]
+    assert run.sync["uploaded"] == len(SAMPLE_FILES) == 8
+    assert run.sync["copied"] == 0 and run.sync["skipped"] == 0 and run.sync["previous"] is None
+    assert run.sync["uploaded_keys"] == revision_keys(revision)
+    assert scenario["keys_first"] == sorted(
+        [*revision_keys(revision), f"{PREFIX}/index.json", f"{PREFIX}/manifests/{revision}.json"]
+    )
     bucket = "tritonfil-it-models"
+    assert run.facts["s3_models_uri"] == f"s3://{bucket}/{PREFIX}/revisions/{revision}"
+    assert run.facts["s3_models_repository_uri"] == f"s3://{bucket}/{PREFIX}"
     sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
@@ -176,50 +186,65 @@ def test_first_run_creates_the_bucket_and_uploads_every_file(scenario, s3):
         "RestrictPublicBuckets": True,
     }
     assert run.result(REPORT_TASK)["msg"].startswith(
-        f"s3://{bucket}/models/: uploaded 8, skipped 0 unchanged, deleted 0"
+        f"s3://{bucket}/{PREFIX}/revisions/{revision}: stored (previous none): uploaded 8 ("
     )
 
 
-def test_second_run_changes_nothing_and_uploads_no_file(scenario):
+def test_second_run_is_the_same_revision_and_changes_nothing(scenario):
     run = scenario["second"]
     assert_ok(run)
     assert run.recap["changed"] == 0, run.tail()
-    assert run.sync["uploaded"] == 0 and run.sync["skipped"] == 8 and run.sync["deleted"] == 0
-    assert run.sync["uploaded_keys"] == []
+    assert run.sync["revision"] == scenario["first"].sync["revision"]
+    assert run.sync["uploaded"] == 0 and run.sync["copied"] == 0 and run.sync["uploaded_keys"] == []
+    assert run.result(REPORT_TASK)["msg"].endswith("unchanged (same content)")
 
 
 def test_check_mode_predicts_exactly_the_changed_file_without_touching_the_bucket(scenario):
     run = scenario["plan"]
     assert_ok(run)
-    assert run.recap["changed"] == 1, run.tail()  # the upload prediction; the bucket is up to date
+    assert run.recap["changed"] == 1, run.tail()  # the revision prediction; the bucket is up to date
     assert run.result("Report the predicted bucket changes (check mode)")["msg"].endswith("is up to date")
-    assert not run.ran(BUCKET_TASK) and not run.ran(SYNC_TASK)
-    assert run.sync["check_mode"] is True
-    assert run.sync["uploaded_keys"] == [CHANGED_KEY]
-    assert run.sync["deleted_keys"] == PRUNED_KEYS
-    assert run.sync["skipped"] == len(SAMPLE_KEYS) - len(PRUNED_KEYS) - 1
-    assert scenario["etag_after_plan"] == scenario["etag_before"]
-    assert scenario["keys_after_plan"] == SAMPLE_KEYS
+    assert not run.ran(BUCKET_TASK)
+    new = run.sync["revision"]
+    assert run.sync["check_mode"] is True and new != scenario["first"].sync["revision"]
+    assert run.sync["uploaded_keys"] == [f"{PREFIX}/revisions/{new}/{CHANGED_FILE}"]
+    assert run.sync["copied"] == len(SAMPLE_FILES) - 1
+    assert run.sync["changed_models"] == ["xgb_regressor"]
+    assert scenario["keys_after_plan"] == scenario["keys_first"]
 
 
-def test_after_one_file_changed_exactly_that_file_is_uploaded(scenario):
+def test_after_one_file_changed_only_it_is_uploaded_and_the_rest_copied_server_side(scenario):
     run = scenario["changed"]
     assert_ok(run)
     assert run.recap["changed"] == 1, run.tail()
-    assert run.sync["uploaded"] == 1 and run.sync["uploaded_keys"] == [CHANGED_KEY]
-    assert run.sync["skipped"] == len(SAMPLE_KEYS) - len(PRUNED_KEYS) - 1
-    assert scenario["body_changed"].endswith("# touched by test_role_s3_models\n")
-    # s3_models_delete_removed is false by default: the removed model stays in the bucket.
-    assert run.sync["deleted"] == 0 and scenario["keys_changed"] == SAMPLE_KEYS
+    first, new = scenario["first"].sync["revision"], run.sync["revision"]
+    assert run.sync["revision"] == scenario["plan"].sync["revision"] and run.sync["previous"] == first
+    assert run.sync["uploaded"] == 1 and run.sync["uploaded_keys"] == [f"{PREFIX}/revisions/{new}/{CHANGED_FILE}"]
+    assert run.sync["copied"] == len(SAMPLE_FILES) - 1
+    assert scenario["bodies_changed"][new].endswith("# touched by test_role_s3_models\n")
+    # The first revision is untouched: a pod still pointing at it loads exactly what it did.
+    assert set(revision_keys(first)) <= set(scenario["keys_changed"])
+    assert "touched" not in scenario["bodies_changed"][first]
 
 
-def test_removed_model_is_pruned_on_request(scenario):
-    run = scenario["pruned"]
+def test_facts_entry_point_publishes_the_newest_revision(scenario):
+    """What a later stage gets when s3_models is not in the run (`--tags triton_release`)."""
+    run = scenario["facts"]
     assert_ok(run)
-    assert len(PRUNED_KEYS) == 2
-    assert run.recap["changed"] == 1, run.tail()
-    assert run.sync["deleted_keys"] == PRUNED_KEYS and run.sync["uploaded"] == 0
-    assert scenario["keys_pruned"] == sorted(set(SAMPLE_KEYS) - set(PRUNED_KEYS))
+    assert run.recap["changed"] == 0
+    assert run.facts["s3_models_uri"] == scenario["changed"].facts["s3_models_uri"]
+
+
+def test_keep_revisions_prunes_the_oldest(scenario):
+    first, second = scenario["first"].sync["revision"], scenario["changed"].sync["revision"]
+    third, fourth = scenario["keep1"].sync["revision"], scenario["keep2"].sync["revision"]
+    assert_ok(scenario["keep1"])
+    assert_ok(scenario["keep2"])
+    assert scenario["keep1"].sync["pruned"] == [first]
+    assert scenario["keep2"].sync["pruned"] == [second]
+    kept = scenario["keys_kept"]
+    assert not [k for k in kept if f"/{first}/" in k or f"/{second}/" in k or f"{first}.json" in k]
+    assert set(revision_keys(third)) | set(revision_keys(fourth)) <= set(kept)
 
 
 def test_check_mode_on_a_fresh_bucket_predicts_without_creating_it(run_role, s3):
@@ -227,12 +252,12 @@ def test_check_mode_on_a_fresh_bucket_predicts_without_creating_it(run_role, s3)
     assert_ok(run)
     assert run.recap["changed"] == 2, run.tail()  # bucket prediction + upload prediction
     assert run.result("Report the predicted bucket changes (check mode)")["msg"] == [
-        "create bucket s3://tritonfil-it-plan in us-east-1",
+        "create bucket s3://tritonfil-it-plan",
         "set default encryption AES256",
         "enable versioning",
         "block public access",
     ]
-    assert run.sync["check_mode"] is True and run.sync["uploaded_keys"] == SAMPLE_KEYS
+    assert run.sync["check_mode"] is True and run.sync["uploaded_keys"] == revision_keys(run.sync["revision"])
     assert not bucket_exists(s3, "tritonfil-it-plan")
 
 
@@ -278,7 +303,7 @@ def test_invalid_model_repository_fails_before_anything_is_created(run_role, s3,
 def test_invalid_bucket_name_fails_in_preflight_naming_the_field(run_role):
     run = run_role(local_vars(ROOT / "model_repository", "Tritonfil_Models"))
     assert run.rc != 0
-    assert run.failure.startswith("s3_models_bucket: 'Tritonfil_Models' is not a valid bucket name"), run.tail()
+    assert run.failure.startswith("s3_models_bucket: 'Tritonfil_Models' is not a valid S3 bucket name"), run.tail()
     assert not run.ran("Validate every model (config.pbtxt against the model files)") and not run.ran(BUCKET_TASK)
 
 
@@ -289,7 +314,7 @@ def test_missing_credentials_fail_in_preflight_naming_what_is_missing(run_role, 
     )
     assert run.rc != 0
     msg = run.result("Report the missing AWS credentials")["msg"]
-    assert msg.startswith("AWS credentials for s3_models (region us-east-1): sts:GetCallerIdentity failed:"), msg
+    assert msg.startswith("AWS credentials for s3_models: sts:GetCallerIdentity failed:"), msg
     assert "Partial credentials found in explicit, missing: aws_access_key_id." in msg
     assert "Not set in the environment: AWS_ACCESS_KEY_ID, AWS_PROFILE." in msg
     assert not run.ran(BUCKET_TASK)
