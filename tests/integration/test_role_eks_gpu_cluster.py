@@ -1,13 +1,14 @@
 """Role tritonfil.eks.eks_gpu_cluster through ansible-playbook against moto + the local kwok cluster.
 
-eksctl is scripts/eksctl-sim (real eksctl cannot create clusters against moto), backed by moto's EKS and
+eksctl is tritonfil-eksctl-sim (real eksctl cannot create clusters against moto), backed by moto's EKS and
 IAM APIs; its write-kubeconfig writes the kwok cluster's kubeconfig, whose 2 simulated g4dn.12xlarge
 nodes carry eks.amazonaws.com/nodegroup=gpu and allocatable nvidia.com/gpu. One module-scoped
 environment; the lifecycle scenario runs in order (plan -> create -> idempotent -> a cluster stripped of its
 node groups, IRSA role and OIDC provider, as an interrupted `eksctl create cluster` leaves it: plan, complete,
 idempotent -> scale -> refused version change -> GPU check failure -> delete -> delete again) and each test
 asserts on one step.
-AWS_ENDPOINT_URL is not set for the playbooks: only the role's endpoint variable leads to moto.
+AWS_ENDPOINT_URL is not set for the playbooks: only the play's module_defaults (group/tritonfil.eks.aws, as the
+playbooks set them) lead to moto.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ FAKE_KEY_ID = "AKIATRITONFILFAKE0002"
 FAKE_SECRET = "tritonfil-fake-secret-eks-4Hq8"
 CLUSTER = "tritonfil-it"
 CLUSTER_TASK = "Ensure the EKS cluster and its GPU and system node groups (eksctl)"
+SIM = "tritonfil-eksctl-sim"
 GPU_TASK = "Check every node exposes allocatable nvidia.com/gpu"
 NO_GPU_NODE = "ip-192-168-9-99.ec2.internal"
 
@@ -54,10 +56,10 @@ class Env:
                             aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET)  # fmt: skip
 
     def variables(self, **extra: Any) -> dict[str, Any]:
-        """What inventory/local sets for the role (plus a per-test kubeconfig path)."""
+        """What inventory/local and the wiring (playbooks/vars/wiring.yml) set for the role, with a per-test
+        kubeconfig path."""
         return {
             "eks_gpu_cluster_name": CLUSTER,
-            "eks_gpu_cluster_region": REGION,
             "eks_gpu_cluster_kubernetes_version": "1.36",
             "eks_gpu_cluster_instance_type": "g4dn.12xlarge",
             "eks_gpu_cluster_nodes_min": 2,
@@ -67,15 +69,13 @@ class Env:
             "eks_gpu_cluster_system_nodes_min": 1,
             "eks_gpu_cluster_system_nodes_desired": 1,
             "eks_gpu_cluster_system_nodes_max": 2,
-            "eks_gpu_cluster_model_bucket": "tritonfil-it-models",
-            "eks_gpu_cluster_model_prefix": "models",
+            "eks_gpu_cluster_model_repository_uri": "s3://tritonfil-it-models/models",
             "eks_gpu_cluster_kubeconfig": str(self.work / "kube" / "config"),
-            "eks_gpu_cluster_eksctl_path": str(ROOT / "scripts" / "eksctl-sim"),
-            "eks_gpu_cluster_endpoint_url": self.endpoint,
+            "eks_gpu_cluster_eksctl_path": SIM,
             **extra,
         }
 
-    def run(self, variables: dict[str, Any], *args: str) -> Run:
+    def run(self, variables: dict[str, Any], *args: str, tasks_from: str = "main") -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -88,7 +88,15 @@ class Env:
             AWS_EC2_METADATA_DISABLED="true",
             TRITONFIL_LOCAL_STATE=str(self.local.state),
         )
-        run = run_role("eks_gpu_cluster", work, variables, env, *args)
+        run = run_role(
+            "eks_gpu_cluster",
+            work,
+            variables,
+            env,
+            *args,
+            aws={"region": REGION, "endpoint_url": self.endpoint},
+            tasks_from=tasks_from,
+        )
         assert FAKE_SECRET not in run.output, "the AWS secret key appears in the ansible output"
         return run
 
@@ -132,6 +140,7 @@ def scenario(env: Env) -> dict[str, Any]:
     kubeconfig = Path(variables["eks_gpu_cluster_kubeconfig"])
     out["kubeconfig_mode"] = stat.S_IMODE(kubeconfig.stat().st_mode)
     out["second"] = env.run(variables)
+    out["facts"] = env.run(variables, tasks_from="facts")
     # What SIGINT during `eksctl create cluster` leaves: the control plane without what eksctl adds after it.
     eks = env.client("eks")
     for ng in eks.list_nodegroups(clusterName=CLUSTER)["nodegroups"]:
@@ -207,8 +216,8 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     assert_ok(run)
     assert run.recap["changed"] == 1, run.tail()
     result = run.result(CLUSTER_TASK)
-    sim = str(ROOT / "scripts" / "eksctl-sim")
-    assert [c[:3] for c in result["commands"]] == [[sim, "create", "cluster"]]
+    sim = os.path.realpath(VENV_BIN / SIM)
+    assert [[os.path.realpath(c[0]), *c[1:3]] for c in result["commands"]] == [[sim, "create", "cluster"]]
     assert result["actions"][0] == f"create cluster {CLUSTER} (Kubernetes 1.36) with node groups gpu, system"
     assert result["actions"][1] == f"write kubeconfig {env.work / 'kube' / 'config'}"
     assert result["cluster"]["Name"] == CLUSTER and result["cluster"]["Version"] == "1.36"
@@ -233,22 +242,34 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     assert config["managedNodeGroups"][0]["taints"] == [
         {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
     ]
+    # Read access to the model revisions only (not the index or manifests), ARNs in the caller's partition.
     assert scenario["irsa_policy"]["Statement"] == [
         {"Sid": "ReadModels", "Effect": "Allow", "Action": ["s3:GetObject"],
-         "Resource": ["arn:aws:s3:::tritonfil-it-models/models/*"]},
-        {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::tritonfil-it-models/models/revisions/*"]},
+        {"Sid": "ListModelRevisions", "Effect": "Allow", "Action": ["s3:ListBucket"],
          "Resource": ["arn:aws:s3:::tritonfil-it-models"],
-         "Condition": {"StringLike": {"s3:prefix": ["models", "models/*"]}}},
+         "Condition": {"StringLike": {"s3:prefix": ["models/revisions", "models/revisions/*"]}}},
     ]  # fmt: skip
     condition = scenario["irsa_trust"]["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:triton:triton" in condition.values()
     assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
-    facts = run.result("Set the kubeconfig path and the Triton IRSA role")["ansible_facts"]
+    facts = run.result("Publish the kubeconfig path and the Triton IRSA role ARN")["ansible_facts"]
     assert facts["eks_gpu_cluster_kubeconfig_path"] == str(env.work / "kube" / "config")
     # eksctl makes the IAM role only (the chart owns the ServiceAccount), under a known name.
     sa = config["iam"]["serviceAccounts"][0]
     assert sa["roleOnly"] is True and sa["roleName"] == f"tritonfil-{CLUSTER}-triton-triton"
-    assert facts["eks_gpu_cluster_triton_role_arn"].endswith(f":role/tritonfil-{CLUSTER}-triton-triton")
+    assert (
+        facts["eks_gpu_cluster_triton_role_arn"] == f"arn:aws:iam::123456789012:role/tritonfil-{CLUSTER}-triton-triton"
+    )
+
+
+def test_facts_entry_point_reads_the_role_from_iam(scenario):
+    """What triton_release gets when the eks_gpu_cluster stage is not in the run (`--tags triton_release`)."""
+    run = scenario["facts"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0
+    created = scenario["first"].result("Publish the kubeconfig path and the Triton IRSA role ARN")["ansible_facts"]
+    assert {k: run.facts[k] for k in created} == created
 
 
 def test_second_run_changes_nothing(scenario):
@@ -289,8 +310,8 @@ def test_a_cluster_left_bare_is_completed_then_unchanged(scenario, env):
     assert run.recap["changed"] == 1, run.tail()
     result = run.result(CLUSTER_TASK)
     assert result["actions"] == BARE_ACTIONS
-    sim = str(ROOT / "scripts" / "eksctl-sim")
-    assert [c[:3] for c in result["commands"]] == [
+    sim = os.path.realpath(VENV_BIN / SIM)
+    assert [[os.path.realpath(c[0]), *c[1:3]] for c in result["commands"]] == [
         [sim, "utils", "associate-iam-oidc-provider"],
         [sim, "create", "iamserviceaccount"],
         [sim, "create", "nodegroup"],
@@ -326,8 +347,8 @@ def test_size_change_scales_only_the_nodegroup(scenario):
     assert_ok(run)
     assert run.recap["changed"] == 1, run.tail()
     result = run.result(CLUSTER_TASK)
-    assert result["commands"] == [
-        [str(ROOT / "scripts" / "eksctl-sim"), "scale", "nodegroup", "--cluster", CLUSTER, "--name", "gpu",
+    assert [[os.path.realpath(c[0]), *c[1:]] for c in result["commands"]] == [
+        [os.path.realpath(VENV_BIN / SIM), "scale", "nodegroup", "--cluster", CLUSTER, "--name", "gpu",
          "--region", REGION, "--nodes", "3", "--nodes-min", "2", "--nodes-max", "4", "--wait", "--timeout", "2400s"]
     ]  # fmt: skip
     assert result["actions"] == ["scale node group gpu to min 2, desired 3, max 4"]
@@ -357,8 +378,8 @@ def test_absent_deletes_then_is_a_noop(scenario):
     run = scenario["absent"]
     assert_ok(run)
     assert run.recap["changed"] == 1, run.tail()
-    assert run.result(CLUSTER_TASK)["commands"] == [
-        [str(ROOT / "scripts" / "eksctl-sim"), "delete", "cluster", "--name", CLUSTER, "--region", REGION,
+    assert [[os.path.realpath(c[0]), *c[1:]] for c in run.result(CLUSTER_TASK)["commands"]] == [
+        [os.path.realpath(VENV_BIN / SIM), "delete", "cluster", "--name", CLUSTER, "--region", REGION,
          "--wait", "--timeout", "2400s"]
     ]  # fmt: skip
     assert not run.ran(GPU_TASK)
