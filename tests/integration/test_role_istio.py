@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration import playbook_run
 from tests.integration.playbook_run import Run, run_role
 from tritonfil.localenv.env import LocalEnv
 
@@ -34,19 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "triton-it"
 SYSTEM = {"tritonfil.io/node-role": "system"}
 GATEWAY_DNS = "istio-ingressgateway.istio-system.svc.cluster.local"
-TEARDOWN_PLAY = """---
-- name: Istio teardown under test
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - name: Remove Istio
-      ansible.builtin.include_role:
-        name: tritonfil.eks.istio
-        tasks_from: teardown
-"""
 
 
 @dataclass
@@ -57,7 +43,6 @@ class Env:
 
     def variables(self, **extra: Any) -> dict[str, Any]:
         return {
-            "istio_kubeconfig": str(self.local.kubeconfig),
             "istio_istioctl_allow_dev_build": True,
             "istio_node_selector": SYSTEM,
             "istio_triton_namespace": NAMESPACE,
@@ -71,10 +56,10 @@ class Env:
         self.count += 1
         work = self.work / f"run{self.count}"
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        with pytest.MonkeyPatch.context() as mp:
-            if teardown:  # the same runner with the play of the teardown entry point
-                mp.setattr(playbook_run, "ROLE_PLAY", TEARDOWN_PLAY)
-            run = run_role("istio", work, variables, env, *args, path=[str(self.local.tools.bin_dir)])
+        run = run_role(
+            "istio", work, variables, env, *args, path=[str(self.local.tools.bin_dir)],
+            kubeconfig=str(self.local.kubeconfig), tasks_from="teardown" if teardown else "main",
+        )  # fmt: skip
         (work / "output.json").write_text(run.output)  # for a failure's post-mortem
         return run
 

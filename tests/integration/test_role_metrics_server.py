@@ -47,13 +47,9 @@ class Env:
             HELM_DATA_HOME=str(work / "helm-data"),
         )
         return run_role(
-            "metrics_server",
-            work,
-            {"metrics_server_kubeconfig": str(self.local.kubeconfig), **variables},
-            env,
-            *args,
-            path=[str(self.local.tools.bin_dir)],
-        )
+            "metrics_server", work, variables, env, *args, path=[str(self.local.tools.bin_dir)],
+            kubeconfig=str(self.local.kubeconfig),
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

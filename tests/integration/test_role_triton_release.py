@@ -52,7 +52,6 @@ class Env:
 
     def variables(self, **extra: Any) -> dict[str, Any]:
         return {
-            "triton_release_kubeconfig": str(self.local.kubeconfig),
             "triton_release_namespace": NAMESPACE,
             "triton_release_image": IMAGE,
             "triton_release_model_repository": "s3://tritonfil-it-models/models",
@@ -71,7 +70,7 @@ class Env:
             **extra,
         }
 
-    def run(self, variables: dict[str, Any], *args: str) -> Run:
+    def run(self, variables: dict[str, Any], *args: str, tasks_from: str = "main") -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -80,7 +79,10 @@ class Env:
             HELM_CONFIG_HOME=str(work / "helm-config"),
             HELM_DATA_HOME=str(work / "helm-data"),
         )
-        return run_role("triton_release", work, variables, env, *args, path=[str(self.local.tools.bin_dir)])
+        return run_role(
+            "triton_release", work, variables, env, *args, path=[str(self.local.tools.bin_dir)],
+            kubeconfig=str(self.local.kubeconfig), tasks_from=tasks_from,
+        )  # fmt: skip
 
     def get(self, *args: str) -> dict:
         return json.loads(self.local.kubectl("get", "-n", NAMESPACE, *args, "-o", "json").stdout)
@@ -143,7 +145,8 @@ def test_check_mode_predicts_an_install_and_installs_nothing(env: Env):
     assert helm["changed"] is True
     assert helm["command"].split()[1:3] == ["upgrade", "-i"] and "--atomic" in helm["command"], helm["command"]
     assert env.releases() == ""
-    assert run.facts["triton_release_endpoint"]["host"] == f"triton.{NAMESPACE}.svc.cluster.local"
+    # The endpoint is read from the release's Service (by its labels): before the install there is none.
+    assert run.facts["triton_release_endpoint"]["service"] == "" and run.facts["triton_release_endpoint"]["host"] == ""
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +167,9 @@ def test_first_run_installs_second_changes_nothing(env: Env, installed: dict[str
     assert_ok(check)
     assert check.recap.get("changed") == 0, check.tail()
     print(f"triton_release: install {first.seconds:.0f}s, idempotent rerun {second.seconds:.0f}s")
-    assert first.facts["triton_release_endpoint"] == {
+    endpoint = {
+        "release": "triton",
+        "selector": "app.kubernetes.io/instance=triton,app.kubernetes.io/component=inference-server",
         "service": "triton",
         "namespace": NAMESPACE,
         "host": f"triton.{NAMESPACE}.svc.cluster.local",
@@ -174,6 +179,22 @@ def test_first_run_installs_second_changes_nothing(env: Env, installed: dict[str
         "http_url": f"http://triton.{NAMESPACE}.svc.cluster.local:8000",
         "grpc_url": f"triton.{NAMESPACE}.svc.cluster.local:8001",
     }
+    assert first.facts["triton_release_endpoint"] == endpoint
+    # What verify reads when the stage is not in the run (playbooks/verify.yml alone).
+    facts = env.run(env.variables(), tasks_from="facts")
+    assert_ok(facts)
+    assert facts.recap.get("changed") == 0 and facts.facts["triton_release_endpoint"] == endpoint
+
+
+def test_missing_inputs_from_earlier_stages_name_the_stage(env: Env):
+    run = env.run(env.variables(triton_release_image="", triton_release_model_repository=""))
+    assert run.rc != 0
+    assert run.failure == (
+        "triton_release: triton_release_image is empty: run the ecr_image stage (it publishes ecr_image_uri) or pass"
+        " -e triton_release_image=REPO@sha256:DIGEST; triton_release_model_repository is empty: run the s3_models"
+        " stage (it publishes s3_models_uri)"
+    )
+    assert not run.ran("Ensure the release namespace")
 
 
 def test_release_values_and_pods_on_gpu_nodes(env: Env, installed: dict[str, Run]):

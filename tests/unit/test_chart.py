@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tritonfil.collection import pins
 from tritonfil.localenv.env import Tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,11 +122,13 @@ def test_lint_strict_of_the_bare_chart_passes_and_names_the_missing_model_reposi
     assert "modelRepository is required" in proc.stdout + proc.stderr
 
 
-def test_chart_metadata_pins_triton_26_02():
+def test_chart_app_version_is_the_pinned_triton_release():
+    """Helm cannot read scripts/versions.env: the appVersion is the one copy of TRITON_RELEASE, checked here."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "triton"
-    assert chart["appVersion"] == "26.02"
+    assert chart["appVersion"] == pins()["TRITON_RELEASE"]
+    assert f"{chart['appVersion']}-py3" == pins()["TRITON_IMAGE_TAG"]  # the chart's default tag is the pinned one
     assert chart["type"] == "application"
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tritonfil.collection import pins
+
+ISTIO = pins()["ISTIO_VERSION"]
+
 PLAY = """
 - hosts: localhost
   connection: local
@@ -42,9 +46,7 @@ def run(run_playbook, tmp_path: Path, version: str, **variables):
     fake = tmp_path / "istioctl"
     fake.write_text(FAKE.replace("VERSION", version).replace("OUT", str(tmp_path / "iop.yaml")))
     fake.chmod(0o755)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    extra = {"istio_kubeconfig": str(kubeconfig), "istio_istioctl_path": str(fake), **variables}
+    extra = {"istio_istioctl_path": str(fake), **variables}
     return run_playbook(PLAY, "-e", json.dumps(extra))
 
 
@@ -59,7 +61,7 @@ def test_release_istioctl_of_istio_version_passes_and_renders_the_pinned_operato
     result = run(
         run_playbook,
         tmp_path,
-        "1.28.0",
+        ISTIO,
         istio_node_selector={"tritonfil.io/node-role": "system"},
         istio_gateway_service_annotations={"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
         istio_operator_spec={
@@ -76,7 +78,7 @@ def test_release_istioctl_of_istio_version_passes_and_renders_the_pinned_operato
         "spec": {
             "profile": "default",
             "hub": "docker.io/istio",
-            "tag": "1.28.0",
+            "tag": ISTIO,
             "meshConfig": {"accessLogFile": "/dev/stdout"},
             "components": {
                 "pilot": {"k8s": system, "enabled": True},
@@ -101,13 +103,13 @@ def test_release_istioctl_of_istio_version_passes_and_renders_the_pinned_operato
         (
             "1.28.1",
             True,  # a dev allowance is not a mismatch allowance
-            "istio_istioctl_path: '{fake}' is istioctl 1.28.1 but istio_version is 1.28.0: install istioctl 1.28.0",
+            "istio_istioctl_path: '{fake}' is istioctl 1.28.1 but istio_version is {ISTIO}: install istioctl {ISTIO}",
         ),
         (
             "v0.0.0-20260827124520-eed52ebb66ad",
             False,
             "istio_istioctl_path: '{fake}' is istioctl v0.0.0-20260827124520-eed52ebb66ad (a development build) but "
-            "istio_version is 1.28.0: install istioctl 1.28.0, or set istio_istioctl_allow_dev_build: true to render "
+            "istio_version is {ISTIO}: install istioctl {ISTIO}, or set istio_istioctl_allow_dev_build: true to render "
             "the manifest with this build",
         ),
     ],
@@ -115,20 +117,18 @@ def test_release_istioctl_of_istio_version_passes_and_renders_the_pinned_operato
 def test_wrong_istioctl_version_fails_naming_both(run_playbook, tmp_path: Path, version, allow, message):
     result = run(run_playbook, tmp_path, version, istio_istioctl_allow_dev_build=allow)
     assert result.returncode != 0
-    assert message.format(fake=tmp_path / "istioctl") in result.stdout, result.stdout
+    assert message.format(fake=tmp_path / "istioctl", ISTIO=ISTIO) in result.stdout, result.stdout
     assert not (tmp_path / "iop.yaml").exists()  # nothing rendered
 
 
 def test_development_build_passes_when_allowed(run_playbook, tmp_path: Path):
     result = run(run_playbook, tmp_path, "v0.0.0-20260827124520-eed52ebb66ad", istio_istioctl_allow_dev_build=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert yaml.safe_load((tmp_path / "iop.yaml").read_text())["spec"]["tag"] == "1.28.0"
+    assert yaml.safe_load((tmp_path / "iop.yaml").read_text())["spec"]["tag"] == ISTIO
 
 
 def test_missing_istioctl_fails_naming_the_variable(run_playbook, tmp_path: Path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    extra = {"istio_kubeconfig": str(kubeconfig), "istio_istioctl_path": str(tmp_path / "nope")}
+    extra = {"istio_istioctl_path": str(tmp_path / "nope")}
     result = run_playbook(PLAY, "-e", json.dumps(extra))
     assert result.returncode != 0
     assert f"istio_istioctl_path: '{tmp_path / 'nope'}' cannot be run" in result.stdout, result.stdout
