@@ -6,7 +6,7 @@
 #   dial them for real.
 # - "no tests collected" (exit 5) is a failure, said plainly, never a silent pass.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 start=$SECONDS
 .venv/bin/tritonfil isolate -- .venv/bin/python -m pytest "$@"
 rc=$?
