@@ -159,13 +159,14 @@ def run_playbook(
     work: Path,
     env: dict[str, str],
     *args: str,
-    inventory: str = "inventory/local",
+    inventory: str | Sequence[str] = "inventory/local",
     parse: type[Run] = Run,
     interrupt_at: str | None = None,
     interrupt_when: Callable[[], bool] | None = None,
     timeout: int = 900,
 ) -> Run:
-    """Run PLAYBOOK (relative to the checkout) against INVENTORY, as a user would, in WORK.
+    """Run PLAYBOOK (relative to the checkout) against INVENTORY (one source, or several: -i each), as a user
+    would, in WORK.
 
     ENV as for run_role. With INTERRUPT_AT, the run uses the default callback (it prints each task as it
     starts) and gets SIGINT, sent to its whole process group like a Ctrl-C, as soon as a line containing
@@ -182,7 +183,8 @@ def run_playbook(
         "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
         "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
     }
-    argv = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, playbook, *args]
+    sources = [inventory] if isinstance(inventory, str) else list(inventory)
+    argv = [str(VENV_BIN / "ansible-playbook"), *[a for s in sources for a in ("-i", s)], playbook, *args]
     start = time.monotonic()
     if interrupt_at is None:
         proc = subprocess.run(argv, cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)

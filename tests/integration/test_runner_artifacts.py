@@ -28,6 +28,10 @@ PLAY = """---
   hosts: localhost
   connection: local
   gather_facts: false
+  module_defaults:
+    group/tritonfil.eks.aws:
+      region: us-east-1
+      endpoint_url: "{{ aws_endpoint }}"
   roles:
     - role: tritonfil.eks.s3_models
 """
@@ -64,9 +68,8 @@ def run(tmp_path: Path, endpoint: str, bucket: str, credentials_in_env: bool) ->
         playbook="play.yml",
         inventory="localhost,",
         extravars={
-            "s3_models_region": "us-east-1",
+            "aws_endpoint": endpoint,
             "s3_models_bucket": bucket,
-            "s3_models_endpoint_url": endpoint,
             "s3_models_repository_path": str(ROOT / "model_repository"),
             "s3_models_tls_only_policy": False,  # moto ignores policy Conditions (README)
         },

@@ -12,7 +12,10 @@ One module-scoped scenario, run in order, each test asserting on one step of it:
 8. site.yml interrupted by SIGINT (process group, as a Ctrl-C) while s3_models uploads into the new
    bucket, then interrupted again inside `eksctl create cluster` once the control plane exists (the
    simulator pauses there, as real eksctl waits minutes for CloudFormation), leaving a cluster without
-   node groups, IRSA role or OIDC provider; then site.yml again: converges to the state of step 2.
+   node groups, IRSA role or OIDC provider; then site.yml again, this time from a third inventory that holds
+   only the user's values (no wiring, no emulator switch: those come from inventory/local/emulator.yml as a
+   second inventory source): converges to the state of step 2, and its rerun is changed=0.
+Between 4 and 5, each stage alone (`--tags STAGE`, no -e) after the full deploy: changed=0.
 
 The playbooks run as a user runs them (`ansible-playbook site.yml -i inventory/local`), with the
 environment `tritonfil local exec` gives, minus AWS_ENDPOINT_URL/AWS_URL (only the inventory's endpoint
@@ -49,6 +52,15 @@ CONFIRM = (
     "tritonfil_teardown_confirm_delete_repository=true",
 )
 STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+# The third inventory: the user's values and nothing else (cf. inventory/local/group_vars/all/main.yml).
+USER_VALUES = [
+    "tritonfil_region", "tritonfil_name", "tritonfil_namespace", "ecr_image_repository_name", "s3_models_bucket",
+    "s3_models_prefix", "eks_gpu_cluster_kubernetes_version", "eks_gpu_cluster_instance_type",
+    "eks_gpu_cluster_nodes_min", "eks_gpu_cluster_nodes_desired", "eks_gpu_cluster_nodes_max",
+    "eks_gpu_cluster_system_instance_type", "eks_gpu_cluster_system_nodes_min", "eks_gpu_cluster_system_nodes_desired",
+    "eks_gpu_cluster_system_nodes_max", "istio_profile", "istio_node_selector", "triton_release_replicas_min",
+    "triton_release_replicas_max",
+]  # fmt: skip
 MODELS = sorted(p.name for p in (ROOT / "model_repository").iterdir() if (p / "config.pbtxt").exists())
 
 
@@ -96,6 +108,7 @@ class Site:
         *args: str,
         interrupt_at: str | None = None,
         interrupt_when: Callable[[], bool] | None = None,
+        inventory: str | list[str] = "inventory/local",
     ) -> SiteRun:
         self.count += 1
         run = run_playbook(
@@ -103,6 +116,7 @@ class Site:
             self.work / f"{self.count:02d}-{label}",
             self.env,
             *args,
+            inventory=inventory,
             parse=SiteRun,
             interrupt_at=interrupt_at,
             interrupt_when=interrupt_when,
@@ -116,6 +130,17 @@ class Site:
             service, endpoint_url=self.local.endpoints()["aws_endpoint_url"], region_name=REGION,
             aws_access_key_id="testing", aws_secret_access_key=FAKE_SECRET,
         )  # fmt: skip
+
+    def third_inventory(self) -> str:
+        """An inventory of the user's values only: one YAML file, the values inventory/local holds (no wiring,
+        no emulator switch, no group_vars)."""
+        values = inventory()
+        path = self.work / "third-inventory.yml"
+        hosts = {
+            "localhost": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        }
+        path.write_text(yaml.safe_dump({"tritonfil": {"hosts": hosts, "vars": {k: values[k] for k in USER_VALUES}}}))
+        return str(path)
 
     def kubectl_json(self, *args: str) -> dict:
         return json.loads(self.local.kubectl(*args, "-o", "json").stdout)
@@ -228,6 +253,8 @@ def scenario(site: Site) -> dict[str, Any]:
     out["second"] = site.run("second", "site.yml")
     out["plan"] = site.run("plan", "site.yml", "--check", "--diff")
     out["after_plan"] = site.snapshot()
+    out["alone"] = {stage: site.run(f"alone-{stage}", "site.yml", "--tags", stage) for stage in [*STAGES, "verify"]}
+    out["after_alone"] = site.snapshot()
     out["teardown_plan"] = site.run("teardown-plan", "playbooks/teardown.yml", "--check", "--diff", *CONFIRM)
     out["after_teardown_plan"] = site.snapshot()
     out["teardown_keep"] = site.run("teardown-keep", "playbooks/teardown.yml")
@@ -240,7 +267,9 @@ def scenario(site: Site) -> dict[str, Any]:
     ).stdout.split()  # fmt: skip
     out["teardown_again"] = site.run("teardown-again", "playbooks/teardown.yml", *CONFIRM)
     out["interrupted"] = site.run(
-        "interrupted", "site.yml", interrupt_at="TASK [tritonfil.eks.s3_models : Upload the changed model files]"
+        "interrupted",
+        "site.yml",
+        interrupt_at="TASK [tritonfil.eks.s3_models : Store the model repository as a revision]",
     )
     out["after_interrupt"] = site.snapshot()
     site.env["EKSCTL_SIM_CONTROL_PLANE_PAUSE"] = "300"
@@ -256,8 +285,11 @@ def scenario(site: Site) -> dict[str, Any]:
     finally:
         site.env.pop("EKSCTL_SIM_CONTROL_PLANE_PAUSE")
     out["after_eks_interrupt"] = site.snapshot()
-    out["resumed"] = site.run("resumed", "site.yml")
+    third = site.third_inventory()
+    emulator = "inventory/local/emulator.yml"
+    out["resumed"] = site.run("resumed-third", "site.yml", inventory=[third, emulator])
     out["resumed_state"] = site.snapshot()
+    out["third_again"] = site.run("third-again", "site.yml", inventory=[third, emulator])
     timed = (
         "first",
         "second",
@@ -269,6 +301,7 @@ def scenario(site: Site) -> dict[str, Any]:
         "interrupted",
         "interrupted_eks",
         "resumed",
+        "third_again",
     )
     print("wall times: " + ", ".join(f"{k} {out[k].seconds:.0f}s" for k in timed))
     return out
@@ -284,9 +317,10 @@ def test_invalid_inputs_fail_in_validation_before_any_stage(scenario):
     ], bad_type.tail()
     assert bad_type.roles == [], bad_type.roles  # no role task ran
     bounds = scenario["invalid_bounds"]
-    assert bounds.rc != 0 and bounds.roles == []
-    assert bounds.result("Check the values that depend on each other")["msg"] == (
-        "site: triton_release_replicas_min/max 5/2 must satisfy 1 <= min <= max"
+    # The stage's own preflight, run up front (not restated by site.yml): refused before any stage ran.
+    assert bounds.rc != 0 and not [s for s in STAGES if bounds.ran(f"Stage {s}")], bounds.tail()
+    assert bounds.result("Check the release settings")["msg"] == (
+        "triton_release: triton_release_replicas_min (5) must not exceed triton_release_replicas_max (2)"
     )
     teardown = scenario["invalid_teardown"]
     assert teardown.rc != 0 and teardown.roles == []
@@ -309,11 +343,18 @@ def test_site_runs_every_stage_in_order_and_verify_checks_every_model(scenario, 
         assert model["reference"]["rows"] > 0, model
     state = scenario["deployed"]
     assert state["buckets"] == [site.names["bucket"]]
+    prefix = site.names["prefix"]
+    revision = run.facts["s3_models_revision"]
     assert sorted(state["objects"]) == sorted(
-        f"{site.names['prefix']}/{p.relative_to(ROOT / 'model_repository')}"
-        for p in (ROOT / "model_repository").rglob("*")
-        if p.is_file() and not p.name.startswith(".")
+        [f"{prefix}/index.json", f"{prefix}/manifests/{revision}.json"]
+        + [
+            f"{prefix}/revisions/{revision}/{p.relative_to(ROOT / 'model_repository')}"
+            for p in (ROOT / "model_repository").rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ]
     )
+    # The release serves that revision, by the image's digest.
+    assert run.facts["s3_models_uri"] == f"s3://{site.names['bucket']}/{prefix}/revisions/{revision}"
     assert state["repositories"] == [site.names["repository"]] and state["registry_tags"]
     assert state["clusters"] == [site.names["cluster"]]
     assert state["release_namespace"] and state["helm_releases"] and state["eks_kubeconfig"]
@@ -334,6 +375,22 @@ def test_check_diff_after_deploy_is_an_empty_plan(scenario):
     assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
     assert run.stage_order() == STAGES  # every stage planned, none skipped
     assert scenario["after_plan"] == scenario["deployed"]
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "verify"])
+def test_each_stage_alone_after_deploy_changes_nothing_without_extra_vars(scenario, stage):
+    """`--tags STAGE` with no -e: what the skipped stages published is read from the real state."""
+    run = scenario["alone"][stage]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
+    # The stage, and the facts entry points of the stages whose published facts it needs.
+    producers = {"eks_gpu_cluster": {"s3_models"}, "triton_release": {"s3_models", "ecr_image", "eks_gpu_cluster"}}
+    expected = ({stage} if stage != "verify" else set()) | producers.get(stage, set())
+    assert set(run.stage_order()) == expected, run.stage_order()
+    if stage == "triton_release":  # it got the image, the revision and the IRSA role from their stages' state
+        for loader in ("What ecr_image published", "What s3_models published", "What eks_gpu_cluster published"):
+            assert run.ran(f"{loader} (the stage is not in this run)"), loader
+    assert scenario["after_alone"] == scenario["deployed"]
 
 
 def test_teardown_check_mode_predicts_and_removes_nothing(scenario):
@@ -412,6 +469,17 @@ def test_site_interrupted_mid_run_converges_on_rerun(scenario, site):
     infer = resumed.result("Run every model against its reference")
     assert all(m["reference"]["match"] for m in infer["models"]), infer["models"]
     assert scenario["resumed_state"] == scenario["deployed"]
+
+
+def test_an_inventory_of_user_values_only_deploys_and_reruns_unchanged(scenario, site):
+    """The third inventory (user values only, plus inventory/local/emulator.yml) resumed the deployment above to
+    the same state as inventory/local's; its rerun changes nothing."""
+    text = Path(site.third_inventory()).read_text()
+    assert "{{" not in text.replace("{{ ansible_playbook_python }}", ""), text  # no wiring line
+    again = scenario["third_again"]
+    assert_ok(again)
+    assert again.recap["changed"] == 0, [n for n, r in again.tasks if r.get("changed")]
+    assert again.stage_order() == STAGES
 
 
 def test_site_spec_repeats_the_role_spec_types():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, VENV_BIN, ansible_env
+from tritonfil.collection import pins
 
 AWX = ROOT / "awx"
 PLAYBOOK_SPECS = ROOT / "playbooks" / "argument_specs.yml"
@@ -55,11 +57,17 @@ def role_specs() -> dict[str, dict]:
     return options
 
 
+PIN = re.compile(r"^\{\{ lookup\('tritonfil\.eks\.pin', '([A-Z0-9_]+)'\) \}\}$")
+
+
 def role_defaults() -> dict:
+    """The roles' defaults as a run sees them: a default that looks up a pin is the pinned value (the survey,
+    which cannot read scripts/versions.env, must hold that value)."""
     values: dict = {}
     for path in sorted((ROOT / "roles").glob("*/defaults/main.yml")):
         values.update(load(path) or {})
-    return values
+    pinned = pins()
+    return {k: pinned[PIN.match(v).group(1)] if isinstance(v, str) and PIN.match(v) else v for k, v in values.items()}
 
 
 def playbook_specs(entry: str) -> dict[str, dict]:
@@ -258,7 +266,17 @@ def validation_play(entry: str | None, role_options: dict, derived: dict | None 
                 "ansible.builtin.assert": {"that": [f"{var} == {value!r}" for var, value in derived.items()]},
             }
         )
-    return yaml.safe_dump([{"hosts": "tritonfil", "gather_facts": False, "tasks": tasks}], sort_keys=False)
+    play = {
+        "hosts": "tritonfil",
+        "gather_facts": False,
+        # What every playbook loads: the connection settings and the wiring between the stages.
+        "vars_files": [
+            str(ROOT / "playbooks" / "vars" / "connection.yml"),
+            str(ROOT / "playbooks" / "vars" / "wiring.yml"),
+        ],
+        "tasks": tasks,
+    }
+    return yaml.safe_dump([play], sort_keys=False)
 
 
 def run_play(tmp_path: Path, play: str, extra_vars: dict) -> subprocess.CompletedProcess[str]:
@@ -282,14 +300,12 @@ ANSWERS = {
     "tritonfil_triton_url": "http://gateway.example.com",
     "tritonfil_teardown_confirm_delete_bucket": "true",
 }
-# What the aws inventory derives from the shared answers for each role.
+# What the playbooks' wiring and connection settings derive from the shared answers (playbooks/vars/).
 DERIVED = {
-    "ecr_image_region": "eu-west-1",
-    "s3_models_region": "eu-west-1",
-    "eks_gpu_cluster_region": "eu-west-1",
+    "tritonfil_aws_connection.region": "eu-west-1",
     "triton_release_aws_region": "eu-west-1",
     "eks_gpu_cluster_name": "demo",
-    "eks_gpu_cluster_model_bucket": "demo-models-123",
+    "eks_gpu_cluster_triton_namespace": "triton",
 }
 
 

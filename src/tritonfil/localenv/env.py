@@ -37,8 +37,6 @@ from tritonfil.localenv.nodes import GPU_SELECTOR, gpu_nodes_manifest
 CLUSTER = "tritonfil"
 NETNS = netns.LOCAL_NETNS
 REGION = "us-east-1"
-# The pinned Triton release image tag (nvcr.io/nvidia/tritonserver); see docs/models.md.
-TRITON_IMAGE_TAG = "26.02-py3"
 # Fake credentials for moto; never real ones.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
@@ -232,9 +230,11 @@ class LocalEnv:
         # The source the ecr_image role mirrors locally (no NGC offline): a one-file stand-in for the
         # Triton image, built once and kept (a rebuilt image has a new digest).
         layout = self.state / "images" / "tritonserver"
+        # Tagged like the pinned Triton image (scripts/versions.env TRITON_IMAGE_TAG), which it stands in for.
+        tag = collection.pins()["TRITON_IMAGE_TAG"]
         if not (layout / "index.json").exists():
-            build_oci_image(layout, TRITON_IMAGE_TAG, "stand-in for nvcr.io/nvidia/tritonserver (tritonfil local)\n")
-        ep["source_image"] = f"oci:{layout}:{TRITON_IMAGE_TAG}"
+            build_oci_image(layout, tag, "stand-in for nvcr.io/nvidia/tritonserver (tritonfil local)\n")
+        ep["source_image"] = f"oci:{layout}:{tag}"
 
     def _kwok_config(self) -> Path:
         t = self.tools
