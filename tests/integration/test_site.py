@@ -448,7 +448,7 @@ def test_site_interrupted_mid_run_converges_on_rerun(scenario, site):
     interrupted = scenario["interrupted"]
     assert interrupted.rc != 0, interrupted.output[-2000:]
     assert "[playbook_run: SIGINT after" in interrupted.output
-    assert "eks_gpu_cluster" not in interrupted.output  # it stopped inside s3_models
+    assert "TASK [Stage eks_gpu_cluster]" not in interrupted.output  # it stopped inside s3_models
     assert scenario["after_interrupt"]["clusters"] == []
     interrupted_eks = scenario["interrupted_eks"]
     assert interrupted_eks.rc != 0, interrupted_eks.output[-2000:]
