@@ -57,7 +57,7 @@ tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, hel
 	scripts/tools.sh
 
 tools-required: ## What the local environment, site.yml and the tests need (all of them: the istio role runs istioctl)
-	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl
+	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus
 
 lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-changelog lint, ansible-test sanity
 	$(BIN)/ruff check .

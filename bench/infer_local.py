@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Served vs in-process inference rate of the sample models on the local CPU twin.
+"""Served vs in-process inference rate of the sample models on the local tritonserver (FIL stand-in).
 
     .venv/bin/python bench/infer_local.py [--batch 1024] [--requests 100] [--protocol http]
 
-Builds the CPU twin of model_repository/ in a temporary directory, serves it with the real
-tritonserver from the nvidia-pytriton wheel (`tritonfil.tritonserver.LocalTritonServer`), and for
+Serves model_repository/ as it is with the real tritonserver from the nvidia-pytriton wheel and the
+Python-based FIL stand-in (`tritonfil.tritonserver.LocalTritonServer`), and for
 each model sends REQUESTS sequential requests of BATCH rows (one client, after one warm-up) with
 the same client code `tritonfil.eks.triton_infer` uses, recording p50/p99 latency and rows per
 second. For comparison it times Treelite's ``gtil.predict`` in this process on the same rows
-with the same FIL output semantics (`tritonfil.twin_model.fil_predict`). Results go to
+with the same FIL output semantics (`tritonfil.localenv.fil_backend.fil_predict`). Results go to
 bench/results/infer_local.json.
 """
 
@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 import treelite
 
+from tritonfil.localenv.fil_backend import fil_predict, load_treelite_model
 from tritonfil.models import module_utils
 from tritonfil.tritonserver import LocalTritonServer
-from tritonfil.twin import build_twin
-from tritonfil.twin_model import fil_predict, load_treelite_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,13 +76,11 @@ def model_batch(name: str, batch_rows: int, repository: Path, references: Path) 
 
 
 @contextlib.contextmanager
-def served_twin(repository: Path) -> Iterator[tuple[LocalTritonServer, Any]]:
-    """The CPU twin of REPOSITORY served by a local tritonserver; yields (server, readiness report)."""
+def serve_repository(repository: Path) -> Iterator[tuple[LocalTritonServer, Any]]:
+    """REPOSITORY (unmodified) served by a local tritonserver with the FIL stand-in; yields (server, readiness)."""
     triton = module_utils("triton")
     with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
-        twin = Path(tmp) / "twin"
-        build_twin(repository, twin)
-        server = LocalTritonServer(twin, Path(tmp) / "work")
+        server = LocalTritonServer(repository, Path(tmp) / "work")
         server.start(timeout=120)
         try:
             with triton.TritonClient(server.http_url, request_timeout=60) as client:
@@ -95,7 +92,7 @@ def served_twin(repository: Path) -> Iterator[tuple[LocalTritonServer, Any]]:
 
 def run(batch_rows: int, requests: int, protocol: str, repository: Path, references: Path) -> dict:
     triton = module_utils("triton")
-    with served_twin(repository) as (server, ready):
+    with serve_repository(repository) as (server, ready):
         url = server.http_url if protocol == "http" else server.grpc_url
         with triton.TritonClient(url, request_timeout=60) as client:
             models = {}

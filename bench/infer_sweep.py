@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/infer_sweep.py [--concurrency 1,2,4,8,16] [--seconds 4] [--batch 1024]
 
-Serves the CPU twin of model_repository/ as bench/infer_local.py does (`served_twin`, same batch
+Serves model_repository/ as bench/infer_local.py does (`serve_repository`, same batch
 tiling), then for each model, protocol (tritonclient.http.aio, tritonclient.grpc.aio) and
 concurrency C runs C coroutines that each send requests of BATCH rows back to back for SECONDS
 (after a warm-up), recording every request's latency. Per point: requests, rows/s, p50/p90/p99
@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, Recorder, pyplot, save_figure, say  # noqa: E402
-from infer_local import in_process, model_batch, served_twin  # noqa: E402
+from infer_local import in_process, model_batch, serve_repository  # noqa: E402
 
 
 def _client(protocol: str, url: str):
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, rec: Recorder) -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     protocols = args.protocols.split(",")
     rec.doc.update(batch_rows=args.batch, seconds_per_point=args.seconds, concurrency=concurrencies, models={})
-    with served_twin(args.repository) as (server, ready):
+    with serve_repository(args.repository) as (server, ready):
         rec.doc["tritonserver"] = ready.server.get("version", "")
         urls = {"http": server.http_url, "grpc": server.grpc_url}
         names = [s.name for s in ready.models]

@@ -38,8 +38,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
 from tritonfil.collection import pins
+from tritonfil.localenv.fil_backend import fil_predict, load_treelite_model
 from tritonfil.models import validate
-from tritonfil.twin_model import fil_predict, load_treelite_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20240611

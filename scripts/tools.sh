@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned binaries of the local environment into the tool cache.
 #
-#   scripts/tools.sh [--check] [TOOL ...]     TOOL in: debian kubernetes etcd kwok metrics-server helm eksctl istioctl
+#   scripts/tools.sh [--check] [TOOL ...]     TOOL in: debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus
 #
 # Everything comes from the Go module proxy and is built here; nothing else is downloaded.
 # Cache: ${TRITONFIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tritonfil}/bin, one stamp file per
@@ -27,9 +27,9 @@ export GOPATH=${GOPATH:-$HOME/go}
 
 check_only=false
 if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
-ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl)
+ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus)
 # Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
-REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl)
+REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus)
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
 # buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine,
 # and ShellCheck for ansible-test's shellcheck sanity test (scripts/sanity.sh, run by `make lint`).
@@ -61,11 +61,11 @@ wrapper() {
 	(cd "$dir" && go mod tidy) >"$LOG/$name.log" 2>&1 || { log "go mod tidy failed for $name: see $LOG/$name.log"; tail -20 "$LOG/$name.log" >&2; return 1; }
 }
 
-# gobuild DIR OUT PKG LDFLAGS
+# gobuild DIR OUT PKG LDFLAGS [TAGS]
 gobuild() {
-	local dir=$1 out=$2 pkg=$3 ldflags=${4:-}
+	local dir=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-}
 	log "building $(basename "$out") from $pkg"
-	(cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/$out.tmp" "$pkg") >>"$LOG/$out.log" 2>&1 \
+	(cd "$dir" && go build -trimpath ${tags:+-tags "$tags"} -ldflags "-s -w $ldflags" -o "$BIN/$out.tmp" "$pkg") >>"$LOG/$out.log" 2>&1 \
 		|| { log "build of $out failed: see $LOG/$out.log"; tail -20 "$LOG/$out.log" >&2; return 1; }
 	mv "$BIN/$out.tmp" "$BIN/$out"
 }
@@ -200,6 +200,19 @@ build_istioctl() {
 	gobuild "$BUILD/istioctl-$v" istioctl istio.io/istio/istioctl/cmd/istioctl \
 		"-X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildStatus=Clean"
 	touch "$(stamp istioctl "$v")"
+}
+
+build_prometheus() {
+	local v=$PROMETHEUS_VERSION
+	have prometheus "$v" && return 0
+	$check_only && return 1
+	# Debian's prometheus (2.42) has no Kubernetes service discovery; this build keeps only the Kubernetes,
+	# file and HTTP discoveries (the plugins' build tags) and no web UI assets (the HTTP API is all we use).
+	wrapper prometheus "$v" "github.com/prometheus/prometheus@$v" "" github.com/prometheus/prometheus/cmd/prometheus
+	gobuild "$BUILD/prometheus-$v" prometheus github.com/prometheus/prometheus/cmd/prometheus \
+		"-X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE -X github.com/prometheus/common/version.Revision=$v" \
+		remove_all_sd,enable_kubernetes_sd
+	touch "$(stamp prometheus "$v")"
 }
 
 rc=0

@@ -146,9 +146,6 @@ class Eksctl:
         return env
 
     # -- command lines
-    def argv_version(self) -> list[str]:
-        return [self.binary, "version"]
-
     def argv_get_cluster(self, name: str) -> list[str]:
         return [self.binary, "get", "cluster", "--name", name, "--region", self.region, "--output", "json"]
 
@@ -224,9 +221,6 @@ class Eksctl:
         return out
 
     # -- reads
-    def version(self) -> str:
-        return self.check(self.argv_version(), "eksctl version").strip()
-
     def get_cluster(self, name: str) -> dict[str, Any] | None:
         """The cluster as `eksctl get cluster -o json` prints it (EKS Cluster, Go field names); None when absent."""
         argv = self.argv_get_cluster(name)

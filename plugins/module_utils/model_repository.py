@@ -463,14 +463,6 @@ def _lightgbm_facts(path: Path) -> ModelFacts:
 TREELITE_TASKS = {0: "kBinaryClf", 1: "kRegressor", 2: "kMultiClf", 3: "kLearningToRank", 4: "kIsolationForest"}
 
 
-def treelite_checkpoint_version(path: Path) -> tuple[int, int, int]:
-    with path.open("rb") as handle:
-        head = handle.read(12)
-    if len(head) < 12:
-        raise ValueError("file is shorter than a Treelite checkpoint header")
-    return struct.unpack("<iii", head)
-
-
 def _treelite_facts(path: Path) -> ModelFacts:
     """Read the Treelite 4 checkpoint header (version, num_feature, task, classes) without Treelite."""
     with path.open("rb") as handle:

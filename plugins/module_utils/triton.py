@@ -242,9 +242,6 @@ class TritonClient:
             for e in entries
         ]
 
-    def model_ready(self, name: str, version: str = "") -> bool:
-        return bool(self._call(f"readiness check of model {name}", self._client.is_model_ready, name, version))
-
     def model_metadata(self, name: str, version: str = "") -> dict[str, Any]:
         operation = f"metadata of model {name}"
         if self.protocol == "grpc":

@@ -18,8 +18,6 @@ from typing import Any, TextIO
 from tritonfil import __version__, api
 from tritonfil.api import RunEvent, RunResult
 
-Handler = Callable[[argparse.Namespace], int]
-
 
 class CliError(Exception):
     """A failure the CLI reports as one line and exit status 1."""
@@ -313,15 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     isolate.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     isolate.set_defaults(func=cmd_isolate)
 
-    models = sub.add_parser("models", help="validate a FIL model repository; build its CPU twin")
+    models = sub.add_parser("models", help="validate a FIL model repository")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     validate = msub.add_parser("validate", help="check every config.pbtxt and model file (exit 1 on errors)")
     validate.add_argument("path", help="model repository directory")
     validate.add_argument("--load", action="store_true", help="also load each model file with Treelite")
     validate.add_argument("--json", action="store_true", help="print the full report as JSON")
-    twin = msub.add_parser("twin", help="write the CPU twin (python backend + Treelite) of a FIL repository")
-    twin.add_argument("src", help="FIL model repository")
-    twin.add_argument("dest", help="twin repository to (re)write")
     models.set_defaults(func=cmd_models)
     _add_run_parsers(sub)
     return parser

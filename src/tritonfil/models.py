@@ -16,7 +16,6 @@ from typing import Any
 from tritonfil import collection
 
 COLLECTION_PACKAGE = collection.PACKAGE
-MODULE_UTILS = f"{COLLECTION_PACKAGE}.plugins.module_utils"
 
 __all__ = [
     "ModelRepositoryError",
@@ -45,8 +44,9 @@ ModelRepositoryError = _repo.ModelRepositoryError
 
 
 def validate(path: str | os.PathLike[str], *, load: bool = False, models: list[str] | None = None) -> Any:
-    """Validate the model repository at PATH; returns a ``ValidationReport`` (``.ok``, ``.problems``)."""
-    return _repo.validate_repository(path, load=load, models=models)
+    """Validate the model repository at PATH against the FIL backend of the pinned Triton release; returns a
+    ``ValidationReport`` (``.ok``, ``.problems``)."""
+    return _repo.validate_repository(path, load=load, models=models, triton_release=collection.pins()["TRITON_RELEASE"])
 
 
 def validate_or_raise(path: str | os.PathLike[str], *, load: bool = False) -> Any:
@@ -58,7 +58,7 @@ def validate_or_raise(path: str | os.PathLike[str], *, load: bool = False) -> An
 
 
 def run_cli(args: Any) -> int:
-    """`tritonfil models validate|twin` (argparse namespace from tritonfil.cli)."""
+    """`tritonfil models validate` (argparse namespace from tritonfil.cli)."""
     import json
 
     if args.action == "validate":
@@ -70,20 +70,6 @@ def run_cli(args: Any) -> int:
         if not report.ok:
             sys.stderr.write(f"tritonfil: {report.summary()}\n")
             return 1
-        return 0
-    if args.action == "twin":
-        from tritonfil.twin import TwinError, build_twin
-
-        try:
-            result = build_twin(args.src, args.dest)
-        except ModelRepositoryError as exc:
-            sys.stdout.write(exc.report.format_text() + "\n")
-            sys.stderr.write(f"tritonfil: no twin written: {exc.report.summary()}\n")
-            return 1
-        except TwinError as exc:
-            sys.stderr.write(f"tritonfil: {exc}\n")
-            return 1
-        sys.stdout.write(f"wrote CPU twin of {result.source} to {result.destination}: {', '.join(result.models)}\n")
         return 0
     sys.stderr.write(f"tritonfil: unknown models action {args.action}\n")
     return 2

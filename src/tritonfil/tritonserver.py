@@ -1,14 +1,15 @@
-"""Run the real tritonserver shipped in the nvidia-pytriton wheel, on CPU, bound to loopback.
+"""Run the real tritonserver shipped in the nvidia-pytriton wheel, on CPU, bound to loopback, serving an
+unmodified FIL model repository (a local directory) with the local FIL stand-in.
 
-`LocalTritonServer` finds ``pytriton/tritonserver/bin/tritonserver``, prepares a backend
-directory with the python backend (``libtriton_python.so``, ``triton_python_backend_utils.py`` and
-the stub for this interpreter's Python version, all symlinks), and starts the server with
-``--exit-on-error=false`` so that a model that fails to load leaves the server up and the model
-``UNAVAILABLE`` in the repository index, as on a real deployment. The python backend stub finds
-its interpreter on ``PATH`` (this venv's ``bin`` goes first) and links ``libpython3.X.so`` from
-``LD_LIBRARY_PATH`` (this interpreter's ``LIBDIR`` goes first).
+`LocalTritonServer` is what the pod runner (tritonfil.localenv.pods) does for one pod, without a pod: the
+backend directory holds the python backend and the Python-based ``fil`` backend (tritonfil.localenv.fil_backend),
+the models load with explicit model control, and a model whose config asks for ``KIND_GPU`` is loaded
+through the model control API with the same config but ``KIND_CPU`` (no GPU here). ``--exit-on-error=false``
+keeps the server up when a model fails to load, with the model ``UNAVAILABLE`` in the repository index, as
+on a real deployment with that flag. Used by the tests and the benchmarks; the local environment's Triton
+pods are the pod runner's.
 
-    server = LocalTritonServer("twin", "work")
+    server = LocalTritonServer("model_repository", "work")
     server.start(timeout=60)
     ... server.http_url, server.grpc_url ...
     server.stop()
@@ -22,8 +23,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -107,36 +106,27 @@ class LocalTritonServer:
         return pytriton_tritonserver_dir() / "bin" / "tritonserver"
 
     def prepare_backends(self) -> Path:
-        """WORKDIR/backends with python/ holding the python backend and this Python's stub."""
-        base = pytriton_tritonserver_dir()
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        stub = base / "python_backend_stubs" / version / "triton_python_backend_stub"
-        if not stub.is_file():
-            raise LocalTritonServerError(f"the pytriton wheel has no python backend stub for Python {version}")
-        python_dir = self.workdir / "backends" / "python"
-        python_dir.mkdir(parents=True, exist_ok=True)
-        links = {
-            "libtriton_python.so": base / "backends" / "python" / "libtriton_python.so",
-            "triton_python_backend_utils.py": base / "backends" / "python" / "triton_python_backend_utils.py",
-            "triton_python_backend_stub": stub,
-        }
-        for name, target in links.items():
-            link = python_dir / name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(target)
-        return self.workdir / "backends"
+        """WORKDIR/backends: the python backend (real files) and the Python-based fil backend."""
+        from tritonfil.localenv.pods import prepare_backends
+
+        return prepare_backends(self.workdir / "backends")
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """Every model's config.pbtxt in REPOSITORY as Triton's JSON model config."""
+        from tritonfil.localenv.pods import read_local_configs
+
+        return read_local_configs(self.repository)
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        venv_bin = str(Path(sys.executable).parent)
-        env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")]).rstrip(os.pathsep)
-        libdir = sysconfig.get_config_var("LIBDIR") or ""
-        parts = [libdir, env.get("LD_LIBRARY_PATH", "")]
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in parts if p)
-        return env
+        from tritonfil.localenv.pods import process_environment
+
+        return process_environment({})
 
     def command(self) -> list[str]:
+        from tritonfil.localenv.pods import gpu_models
+
+        configs = self.configs()
+        gpu = set(gpu_models(configs))
         return [
             str(self.binary()),
             f"--model-repository={self.repository}",
@@ -148,6 +138,8 @@ class LocalTritonServer:
             "--metrics-address=127.0.0.1",
             f"--metrics-port={self._port('metrics_port')}",
             "--allow-gpu-metrics=false",
+            "--model-control-mode=explicit",
+            *[f"--load-model={name}" for name in sorted(configs) if name not in gpu],
             "--exit-on-error=false",
             "--disable-auto-complete-config",
             "--exit-timeout-secs=5",
@@ -187,6 +179,7 @@ class LocalTritonServer:
                     f"tritonserver exited with rc {rc} during start; log {self.log_path}:\n{self.log_tail()}"
                 )
             if self._settled():
+                self._load_gpu_models_on_cpu()
                 return
             if time.monotonic() > deadline:
                 self.stop()
@@ -195,6 +188,14 @@ class LocalTritonServer:
                     f" log {self.log_path}:\n{self.log_tail()}"
                 )
             time.sleep(0.1)
+
+    def _load_gpu_models_on_cpu(self) -> None:
+        """The KIND_GPU models, loaded with their config made KIND_CPU (a failure leaves the model UNAVAILABLE)."""
+        from tritonfil.localenv.pods import cpu_config, gpu_models, load_model
+
+        configs = self.configs()
+        for name in gpu_models(configs):
+            load_model(self.http_url.removeprefix("http://"), name, cpu_config(configs[name]))
 
     def _request(self, path: str, method: str = "GET") -> tuple[int, bytes]:
         request = urllib.request.Request(self.http_url + path, method=method, data=b"" if method == "POST" else None)
@@ -215,7 +216,7 @@ class LocalTritonServer:
         if status != 200:
             return False
         index = json.loads(body or b"[]")
-        return all(entry.get("state") not in ("LOADING", "UNLOADING", None) for entry in index)
+        return all(entry.get("state") not in ("LOADING", "UNLOADING") for entry in index)
 
     def repository_index(self) -> list[dict[str, Any]]:
         status, body = self._request("/v2/repository/index", method="POST")

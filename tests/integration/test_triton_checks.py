@@ -1,8 +1,8 @@
-"""triton_ready and triton_infer against the real tritonserver serving the CPU twin.
+"""triton_ready and triton_infer against the real tritonserver serving the unmodified FIL repository.
 
-A LocalTritonServer (tritonserver 2.51 from the nvidia-pytriton wheel, python backend + Treelite)
-serves the twin of model_repository/; the modules run through ansible-playbook exactly as a
-playbook would run them. Each playbook writes its registered results to a JSON file.
+A LocalTritonServer (tritonserver 2.51 from the nvidia-pytriton wheel, the Python-based FIL stand-in on
+Treelite) serves model_repository/ as it is; the modules run through ansible-playbook exactly as a playbook
+would run them. Each playbook writes its registered results to a JSON file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tritonfil.tritonserver import LocalTritonServer
-from tritonfil.twin import build_twin
 
 pytestmark = pytest.mark.integration
 
@@ -70,33 +69,32 @@ def run_playbook(tmp_path: Path, tasks: str, **variables: object) -> tuple[dict,
     return json.loads(out.read_text()), proc
 
 
-def start_server(base: Path, twin: Path) -> LocalTritonServer:
-    server = LocalTritonServer(twin, base / "work")
+def start_server(base: Path, repository: Path) -> LocalTritonServer:
+    server = LocalTritonServer(repository, base / "work")
     server.start(timeout=120)
     return server
 
 
 @pytest.fixture(scope="module")
-def twin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTritonServer]:
-    base = tmp_path_factory.mktemp("triton-twin")
-    build_twin(SAMPLES, base / "twin")
-    server = start_server(base, base / "twin")
+def fil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTritonServer]:
+    base = tmp_path_factory.mktemp("triton-fil")
+    server = start_server(base, SAMPLES)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def corrupt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTritonServer]:
-    """The twin with xgb_regressor's model file overwritten by junk."""
+    """A copy of the repository with xgb_regressor's model file overwritten by junk."""
     base = tmp_path_factory.mktemp("triton-corrupt")
-    build_twin(SAMPLES, base / "twin")
-    (base / "twin" / "xgb_regressor" / "1" / "xgboost.ubj").write_bytes(b"{Lnot a model" + b"\x00" * 64)
-    server = start_server(base, base / "twin")
+    shutil.copytree(SAMPLES, base / "repo")
+    (base / "repo" / "xgb_regressor" / "1" / "xgboost.ubj").write_bytes(b"{Lnot a model" + b"\x00" * 64)
+    server = start_server(base, base / "repo")
     yield server
     server.stop()
 
 
-def test_ready_and_infer_match_references(twin_server: LocalTritonServer, tmp_path: Path) -> None:
+def test_ready_and_infer_match_references(fil_server: LocalTritonServer, tmp_path: Path) -> None:
     tasks = """
     - name: Wait for every model over HTTP
       tritonfil.eks.triton_ready:
@@ -133,8 +131,8 @@ def test_ready_and_infer_match_references(twin_server: LocalTritonServer, tmp_pa
     results, proc = run_playbook(
         tmp_path,
         tasks,
-        http_url=twin_server.http_url,
-        grpc_url=twin_server.grpc_url,
+        http_url=fil_server.http_url,
+        grpc_url=fil_server.grpc_url,
         references=str(REFERENCES),
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -173,7 +171,7 @@ def test_ready_and_infer_match_references(twin_server: LocalTritonServer, tmp_pa
     assert "inputs built from metadata: 33 row(s)" in grpc_reports["xgb_regressor"]["checks"]
 
 
-def test_infer_reports_a_wrong_reference(twin_server: LocalTritonServer, tmp_path: Path) -> None:
+def test_infer_reports_a_wrong_reference(fil_server: LocalTritonServer, tmp_path: Path) -> None:
     refs = tmp_path / "refs"
     shutil.copytree(REFERENCES / "xgb_regressor", refs / "xgb_regressor")
     path = refs / "xgb_regressor" / "reference.json"
@@ -192,7 +190,7 @@ def test_infer_reports_a_wrong_reference(twin_server: LocalTritonServer, tmp_pat
       ansible.builtin.set_fact:
         results: {infer: "{{ infer }}"}
 """
-    results, _ = run_playbook(tmp_path, tasks, http_url=twin_server.http_url, references=str(refs))
+    results, _ = run_playbook(tmp_path, tasks, http_url=fil_server.http_url, references=str(refs))
     infer = results["infer"]
     assert infer["failed"] is True
     assert infer["failed_models"] == ["xgb_regressor"]
@@ -291,15 +289,18 @@ def test_stopped_server_fails_both_within_timeout(corrupt_server: LocalTritonSer
     assert wall < 60
 
 
-def test_local_server_interface(twin_server: LocalTritonServer) -> None:
-    assert twin_server.is_running()
-    assert twin_server.http_url.startswith("http://127.0.0.1:")
-    assert twin_server.grpc_url.startswith("grpc://127.0.0.1:")
-    assert twin_server.log_path.is_file()
-    assert "--exit-on-error=false" in twin_server.command()
-    backend = twin_server.workdir / "backends" / "python"
+def test_local_server_interface(fil_server: LocalTritonServer) -> None:
+    assert fil_server.is_running()
+    assert fil_server.http_url.startswith("http://127.0.0.1:")
+    assert fil_server.grpc_url.startswith("grpc://127.0.0.1:")
+    assert fil_server.log_path.is_file()
+    assert "--exit-on-error=false" in fil_server.command()
+    # Real files (a backend library reached through a symlink leaving the backend directory is refused).
+    backend = fil_server.workdir / "backends"
     for name in ("libtriton_python.so", "triton_python_backend_stub", "triton_python_backend_utils.py"):
-        link = backend / name
-        assert link.is_symlink() and "pytriton/tritonserver" in str(link.resolve()), name
-    env = twin_server.environment()
+        assert (backend / "python" / name).is_file() and not (backend / "python" / name).is_symlink(), name
+    assert (backend / "fil" / "model.py").read_text().startswith('"""The local stand-in for Triton\'s FIL backend')
+    # The repository is served as it is: every model's config asks for KIND_GPU, loaded with KIND_CPU.
+    assert not [a for a in fil_server.command() if a.startswith("--load-model=")]
+    env = fil_server.environment()
     assert env["PATH"].split(os.pathsep)[0] == str(VENV_BIN)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tritonfil import cli
+from tritonfil.collection import pins
 from tritonfil.models import module_utils, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_json_report_carries_models_and_pin(capsys: pytest.CaptureFixture[str]) 
     doc = json.loads(out)
     assert rc == 0
     assert doc["valid"] is True
-    assert doc["target_triton_release"] is None  # not given; the roles and the CLI pass the pin
+    assert doc["target_triton_release"] == pins()["TRITON_RELEASE"]  # the package and the roles pass the pin
     classifier = next(m for m in doc["models"] if m["name"] == "xgb_classifier")
     assert classifier["inputs"] == [{"name": "input__0", "data_type": "TYPE_FP32", "dims": [16]}]
     assert classifier["model_files"] == ["xgb_classifier/1/xgboost.json"]

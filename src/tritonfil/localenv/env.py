@@ -4,7 +4,9 @@
 - ECR registry (image push): Debian `docker-registry` on 127.0.0.1 (push with skopeo)
 - EKS control plane + GPU nodes: kwokctl binary runtime (etcd, kube-apiserver, controller-manager,
   scheduler, kwok, metrics-server) with simulated g4dn.12xlarge GPU nodes
-- Triton + FIL pods: a real tritonserver on CPU serving the python-backend twin
+- Triton + FIL pods: every pod of the cluster that runs tritonserver runs as a real tritonserver process on CPU
+  (component `pods`, tritonfil.localenv.pods), loading its models from moto's S3 with the pod's credentials
+- Prometheus scraping those processes through Kubernetes pod discovery (component `prometheus`)
 
 State lives in one directory (default `~/.cache/tritonfil/local`, `TRITONFIL_LOCAL_STATE` overrides):
 `endpoints.json` (read by inventory/local), `env` (shell exports), `kubeconfig`, logs and pid files.
@@ -35,7 +37,6 @@ from tritonfil.localenv.images import build_oci_image
 from tritonfil.localenv.nodes import GPU_SELECTOR, gpu_nodes_manifest
 
 CLUSTER = "tritonfil"
-NETNS = netns.LOCAL_NETNS
 REGION = "us-east-1"
 # Fake credentials for moto; never real ones.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -159,7 +160,9 @@ class LocalEnv:
         return env
 
     # -- processes -----------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None, inherit: bool = True) -> int:
+        """Start NAME in its own session, logging to logs/NAME.log. ENV is added to this process's environment,
+        or (INHERIT false) is the whole environment."""
         self.logs.mkdir(parents=True, exist_ok=True)
         self.pids.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (handed to the child)
@@ -168,7 +171,7 @@ class LocalEnv:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {})} if inherit else dict(env or {}),
             start_new_session=True,
             cwd=self.state,
         )
@@ -235,6 +238,15 @@ class LocalEnv:
         if not (layout / "index.json").exists():
             build_oci_image(layout, tag, "stand-in for nvcr.io/nvidia/tritonserver (tritonfil local)\n")
         ep["source_image"] = f"oci:{layout}:{tag}"
+
+    def _kwok_stages(self, process_pods: bool) -> Path:
+        """The kwok Stages (localenv/stages.py): with process-backed pods, tritonserver pods get their status from
+        the pod runner; the node stages (with Karpenter's delayed node readiness) always."""
+        from tritonfil.localenv.stages import manifest
+
+        path = self.state / "kwok-stages.yaml"
+        path.write_text(manifest(process_pods))
+        return path
 
     def _kwok_config(self) -> Path:
         t = self.tools
@@ -315,9 +327,10 @@ class LocalEnv:
         port = free_port()
         self.logs.mkdir(parents=True, exist_ok=True)
         conf = self._kwok_config()
+        stages = self._kwok_stages(process_pods="pods" in ep["components"])
         proc = self._kwokctl(
-            "create", "cluster", f"--name={CLUSTER}", f"--config={conf}", f"--kube-apiserver-port={port}",
-            f"--kubeconfig={self.kubeconfig}", "--wait=120s",
+            "create", "cluster", f"--name={CLUSTER}", f"--config={conf}", f"--config={stages}",
+            f"--kube-apiserver-port={port}", f"--kubeconfig={self.kubeconfig}", "--wait=120s",
         )  # fmt: skip
         (self.logs / "kwokctl-create.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
@@ -332,13 +345,42 @@ class LocalEnv:
         )
         self.kubectl("wait", "--for=condition=Ready", "node", "-l", "tritonfil.io/simulated=true", "--timeout=120s")
 
-    def _start_triton(self, ep: dict[str, Any]) -> None:
-        from tritonfil.localenv.triton import start_triton
+    def _start_pods(self, ep: dict[str, Any]) -> None:
+        """The pod runner: every tritonserver pod of the cluster as a process (tritonfil.localenv.pods)."""
+        if "aws_endpoint_url" not in ep or "kube_apiserver" not in ep:
+            raise LocalEnvError("the pods component needs moto and the cluster (start them first)")
+        argv = [
+            sys.executable, "-m", "tritonfil.localenv.pods", f"--state={self.state}", f"--kubeconfig={self.kubeconfig}",
+            f"--s3-endpoint={ep['aws_endpoint_url']}", f"--region={REGION}",
+        ]  # fmt: skip
+        # Only what a process needs: no AWS keys of ours (each pod gets its own credentials).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self._spawn("pods", argv, env=env, inherit=False)
+        status = self.state / "pods" / "status.json"
+        wait_for("pod runner", status.exists, 60, self.logs / "pods.log")
+        ep["pods_status"] = str(status)
 
-        ep.update(start_triton(self))
+    def _start_prometheus(self, ep: dict[str, Any]) -> None:
+        """Prometheus (a Go build with Kubernetes service discovery) scraping every process-backed Triton pod at
+        the address the runner publishes (annotation tritonfil.io/metrics-address), through the local API server's
+        pod discovery."""
+        from tritonfil.localenv.prometheus import config
+
+        port = free_port()
+        data = self.state / "prometheus"
+        data.mkdir(parents=True, exist_ok=True)
+        conf = self.state / "prometheus.yml"
+        conf.write_text(config(self.kubeconfig))
+        self._spawn(
+            "prometheus",
+            [str(self.tools.path("prometheus")), f"--config.file={conf}", f"--storage.tsdb.path={data}",
+             "--storage.tsdb.retention.time=6h", f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+        )  # fmt: skip
+        ep["prometheus"] = f"http://127.0.0.1:{port}"
+        wait_for("Prometheus", lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 60, self.logs / "prometheus.log")
 
     # -- public ----------------------------------------------------------------------------------
-    COMPONENTS = ("moto", "registry", "cluster", "triton")
+    COMPONENTS = ("moto", "registry", "cluster", "pods", "prometheus")
 
     def up(self, components: Sequence[str] = COMPONENTS, progress: Callable[[str], None] | None = None) -> dict:
         """Start every component (idempotent: a running environment is left as it is)."""
@@ -365,7 +407,8 @@ class LocalEnv:
             "moto": self._start_moto,
             "registry": self._start_registry,
             "cluster": self._start_cluster,
-            "triton": self._start_triton,
+            "pods": self._start_pods,
+            "prometheus": self._start_prometheus,
         }
         try:
             for name in components:
@@ -401,18 +444,46 @@ class LocalEnv:
                     "endpoint": ep.get("kube_apiserver"),
                     "gpu_nodes": len(nodes),
                 }
-            elif name == "triton":
-                ok = http_ok(ep["triton_http"] + "/v2/health/ready")
-                out[name] = {"ok": ok, "endpoint": ep["triton_http"], "pid": self._pid("triton")}
+            elif name == "pods":
+                pid = self._pid("pods")
+                rows = self._last_pod_rows()
+                fresh = False
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    fresh = time.time() - json.loads(Path(ep["pods_status"]).read_text())["updated"] < 30
+                out[name] = {
+                    "ok": pid is not None and fresh,
+                    "pid": pid,
+                    "pods": len(rows),
+                    "ready": sum(1 for r in rows if r["ready"]),
+                }
+            elif name == "prometheus":
+                ok = http_ok(ep["prometheus"] + "/-/ready")
+                out[name] = {"ok": ok, "endpoint": ep["prometheus"], "pid": self._pid("prometheus")}
         return out
+
+    def _last_pod_rows(self) -> list[dict[str, Any]]:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return json.loads((self.state / "pods" / "status.json").read_text())["pods"]
+        return []
+
+    def pod_processes(self) -> list[dict[str, Any]]:
+        """What the pod runner reports: one row per process-backed pod (pod, pid, http, restarts, ready, log)."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return json.loads(Path(self.endpoints()["pods_status"]).read_text())["pods"]
+        return []
 
     def down(self) -> list[str]:
         """Stop everything `up` started; remove the cluster. Returns what was stopped."""
         stopped = []
-        for name in ("triton", "registry", "moto"):
+        # The pod runner stops its tritonserver processes on SIGTERM; what a killed runner left is killed here.
+        leftover = [r.get("pid") for r in self._last_pod_rows()]
+        for name in ("prometheus", "pods", "registry", "moto"):
             if self._pid(name) is not None:
                 stopped.append(name)
-            self._stop(name)
+            self._stop(name, grace=30.0 if name == "pods" else 10.0)
+        for pid in [p for p in leftover if p]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         kwokctl = self.tools.optional("kwokctl")
         if kwokctl and (self.state / "kwok" / "clusters" / CLUSTER).exists():
             proc = self._kwokctl("delete", "cluster", f"--name={CLUSTER}", f"--kubeconfig={self.kubeconfig}")

@@ -1,18 +1,25 @@
-"""The one python-backend model.py of the CPU twin: a FIL model served with Treelite on CPU.
+"""The local stand-in for Triton's FIL backend: a Python-based backend serving FIL models with Treelite on CPU.
 
-`tritonfil.twin` copies this file into every version directory of a twin repository. Triton's
-python backend runs `TritonPythonModel`; it reads the FIL parameters from the model config
-(``model_type``, ``is_classifier``, ``predict_proba``, ``threshold``, ``cpu_nthread``), loads the
-model file with Treelite, and answers with the FIL backend's output semantics:
+The local environment installs this file as ``BACKEND_DIR/fil/model.py``. Triton's Python-based backends
+(python backend >= 23.x) then serve every model whose config says ``backend: "fil"`` with it, so the
+unmodified FIL repository loads: same ``config.pbtxt``, same model files, same parameters. It reads the FIL
+parameters (``model_type``, ``is_classifier``, ``predict_proba``, ``threshold``, ``cpu_nthread``,
+``xgboost_allow_unknown_field``), loads the model file with the Treelite loader the FIL backend uses, and
+answers with the FIL backend's output semantics:
 
 * regressor: one value per row;
 * binary classifier: ``1.0`` when P(class 1) > threshold else ``0.0``; with ``predict_proba``
   two columns ``[1 - p, p]``;
 * multi-class classifier: the argmax class index; with ``predict_proba`` one probability per class.
 
-The semantics live in plain functions (`load_treelite_model`, `fil_predict`) so the sample
-generator, the benchmark and the unit tests run exactly what the server runs. Only the class
-touches ``triton_python_backend_utils``, which exists inside the python backend stub alone.
+What differs from the real backend (docs/local-environment.md): it predicts on CPU with Treelite's GTIL
+(the FIL backend runs FIL on the GPU, or its CPU path); GPU-only parameters (``layout``, ``storage_type``,
+``threads_per_tree``, ``use_experimental_optimizations``...) are accepted and ignored.
+
+The semantics live in plain functions (`load_treelite_model`, `fil_predict`) so the sample generator, the
+benchmark and the unit tests run exactly what the server runs. Only the class touches
+``triton_python_backend_utils``, which exists inside the python backend stub alone. This file imports
+nothing from tritonfil: the stub loads it as a standalone ``model.py``.
 """
 
 from __future__ import annotations
@@ -30,8 +37,6 @@ DEFAULT_FILENAMES = {
     "lightgbm": "model.txt",
     "treelite_checkpoint": "checkpoint.tl",
 }
-# Parameter the twin generator adds: the model file's name inside the version directory.
-TWIN_FILE_PARAMETER = "twin_model_file"
 
 
 class FilSemanticsError(ValueError):
@@ -125,7 +130,7 @@ class TritonPythonModel:
             raise FilSemanticsError("Required parameter threshold not found in config")
         self.threshold = float(params["threshold"]) if self.is_classifier else 0.5
         self.nthread = int(params.get("cpu_nthread", "-1"))
-        filename = params.get(TWIN_FILE_PARAMETER) or DEFAULT_FILENAMES[model_type]
+        filename = config.get("default_model_filename") or DEFAULT_FILENAMES[model_type]
         path = os.path.join(args["model_repository"], args["model_version"], filename)
         try:
             self.model = load_treelite_model(

@@ -1,0 +1,180 @@
+#!/usr/bin/python
+# Apache License 2.0 (see galaxy.yml); Copyright: tritonfil.eks contributors
+
+DOCUMENTATION = r"""
+module: triton_replicas
+short_description: List the Triton replicas of a release, with their state and the address each serves on
+description:
+  - Reads the pods selected by O(label_selectors) in O(namespace) and returns one entry per replica - its name,
+    node, phase, readiness, restart count, whether it is being deleted, and why it is not ready.
+  - A replica that publishes its own address (the annotations C(tritonfil.io/http-address),
+    C(tritonfil.io/grpc-address), C(tritonfil.io/metrics-address), which the local environment's pod runner sets
+    on every process-backed pod) gets C(http_url)/C(grpc_url)/C(metrics_url), so each replica can be checked on
+    its own. On EKS pods publish no such address (their IPs are reachable only inside the cluster) and the
+    URLs are null; checks go through the gateway there.
+  - With O(wait_for), waits until that many replicas are ready (or O(timeout) passes, then fails listing the
+    replicas that are not ready and why).
+  - Read-only; never reports a change; runs in check mode.
+version_added: 0.2.0
+author:
+  - tritonfil.eks maintainers (!UNKNOWN)
+options:
+  kubeconfig:
+    description:
+      - Kubeconfig of the cluster (the playbooks set it through module_defaults, group C(tritonfil.eks.k8s)).
+      - Without it, E(KUBECONFIG) or C(~/.kube/config).
+    type: path
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+  label_selectors:
+    description: Label selectors of the release's server pods (C(key=value) each, all must match).
+    type: list
+    elements: str
+    required: true
+  wait_for:
+    description: Wait until at least this many replicas are ready; C(0) does not wait.
+    type: int
+    default: 0
+  timeout:
+    description: Seconds to wait for O(wait_for) ready replicas.
+    type: int
+    default: 300
+attributes:
+  check_mode:
+    support: full
+    description: Read-only.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+requirements:
+  - kubernetes (the Python client)
+"""
+
+EXAMPLES = r"""
+- name: The release's replicas
+  tritonfil.eks.triton_replicas:
+    namespace: triton
+    label_selectors:
+      - app.kubernetes.io/instance=triton
+      - app.kubernetes.io/component=inference-server
+    wait_for: 1
+  register: replicas
+"""
+
+RETURN = r"""
+replicas:
+  description:
+    - One entry per pod - name, node, phase, ready, restarts, deleting, reason, http_url, grpc_url, metrics_url.
+  returned: success
+  type: list
+  elements: dict
+ready:
+  description: Names of the ready replicas (not being deleted).
+  returned: success
+  type: list
+  elements: str
+not_ready:
+  description: Names of the replicas that are not ready, with why (C(name: reason)).
+  returned: success
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from kubernetes import client, config
+
+    HAS_KUBERNETES = True
+except ImportError:  # pragma: no cover - reported by the module
+    HAS_KUBERNETES = False
+
+HTTP, GRPC, METRICS = "tritonfil.io/http-address", "tritonfil.io/grpc-address", "tritonfil.io/metrics-address"
+REASON = "tritonfil.io/process-reason"
+
+
+def replica(pod):
+    meta, status, spec = pod.metadata, pod.status, pod.spec
+    annotations = meta.annotations or {}
+    conditions = {c.type: c for c in (status.conditions or [])}
+    ready = bool(conditions.get("Ready") and conditions["Ready"].status == "True") and not meta.deletion_timestamp
+    restarts = sum(cs.restart_count or 0 for cs in (status.container_statuses or []))
+    reason = annotations.get(REASON, "")
+    if not ready and not reason:
+        waiting = [
+            f"{cs.name}: {cs.state.waiting.reason}" for cs in (status.container_statuses or [])
+            if cs.state and cs.state.waiting and cs.state.waiting.reason
+        ]  # fmt: skip
+        unscheduled = conditions.get("PodScheduled")
+        if unscheduled and unscheduled.status == "False":
+            reason = f"unschedulable: {unscheduled.message or unscheduled.reason}"
+        elif waiting:
+            reason = "; ".join(waiting)
+        elif conditions.get("Ready") is not None:
+            reason = conditions["Ready"].reason or "not ready"
+        else:
+            reason = status.phase or "pending"
+    return {
+        "name": meta.name,
+        "node": spec.node_name,
+        "phase": status.phase,
+        "ready": ready,
+        "restarts": restarts,
+        "deleting": meta.deletion_timestamp is not None,
+        "reason": "" if ready else reason,
+        "http_url": f"http://{annotations[HTTP]}" if HTTP in annotations else None,
+        "grpc_url": annotations.get(GRPC),
+        "metrics_url": f"http://{annotations[METRICS]}/metrics" if METRICS in annotations else None,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            kubeconfig=dict(type="path"),
+            namespace=dict(type="str", required=True),
+            label_selectors=dict(type="list", elements="str", required=True),
+            wait_for=dict(type="int", default=0),
+            timeout=dict(type="int", default=300),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"))
+    p = module.params
+    try:
+        config.load_kube_config(config_file=p["kubeconfig"])
+    except Exception as exc:
+        module.fail_json(msg=f"cannot load the kubeconfig {p['kubeconfig'] or '(default)'}: {exc}")
+    core = client.CoreV1Api()
+    selector = ",".join(p["label_selectors"])
+    deadline = time.monotonic() + p["timeout"]
+    while True:
+        try:
+            pods = core.list_namespaced_pod(p["namespace"], label_selector=selector).items
+        except Exception as exc:
+            module.fail_json(msg=f"listing pods {selector} in namespace {p['namespace']} failed: {exc}")
+        replicas = sorted((replica(pod) for pod in pods), key=lambda r: r["name"])
+        ready = [r["name"] for r in replicas if r["ready"]]
+        if len(ready) >= p["wait_for"] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    not_ready = [f"{r['name']}: {r['reason']}" for r in replicas if not r["ready"] and not r["deleting"]]
+    result = dict(changed=False, replicas=replicas, ready=ready, not_ready=not_ready)
+    if len(ready) < p["wait_for"]:
+        module.fail_json(
+            msg=(
+                f"{len(ready)} of the {p['wait_for']} replicas wanted ({selector} in {p['namespace']}) ready after"
+                f" {p['timeout']}s; not ready: {'; '.join(not_ready) or 'no pod at all'}"
+            ),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
