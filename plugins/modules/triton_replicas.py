@@ -80,6 +80,11 @@ not_ready:
   returned: success
   type: list
   elements: str
+endpoints:
+  description: The ready replicas that publish an address, as C({name: "replica POD", url: HTTP_URL}).
+  returned: success
+  type: list
+  elements: dict
 """
 
 import time
@@ -164,7 +169,8 @@ def main():
             break
         time.sleep(2)
     not_ready = [f"{r['name']}: {r['reason']}" for r in replicas if not r["ready"] and not r["deleting"]]
-    result = dict(changed=False, replicas=replicas, ready=ready, not_ready=not_ready)
+    endpoints = [{"name": f"replica {r['name']}", "url": r["http_url"]} for r in replicas if r["ready"] and r["http_url"]]
+    result = dict(changed=False, replicas=replicas, ready=ready, not_ready=not_ready, endpoints=endpoints)
     if len(ready) < p["wait_for"]:
         module.fail_json(
             msg=(
