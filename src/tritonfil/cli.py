@@ -311,12 +311,47 @@ def build_parser() -> argparse.ArgumentParser:
     isolate.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     isolate.set_defaults(func=cmd_isolate)
 
-    models = sub.add_parser("models", help="validate a FIL model repository")
+    models = sub.add_parser("models", help="create (init) and validate FIL model repositories")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     validate = msub.add_parser("validate", help="check every config.pbtxt and model file (exit 1 on errors)")
     validate.add_argument("path", help="model repository directory")
     validate.add_argument("--load", action="store_true", help="also load each model file with Treelite")
     validate.add_argument("--json", action="store_true", help="print the full report as JSON")
+    init = msub.add_parser(
+        "init",
+        help="write REPO/<model>/{config.pbtxt,1/<model file>,reference.json} from model files",
+        description="Detect each MODEL_FILE's format (XGBoost JSON/UBJSON/legacy binary, LightGBM text, Treelite"
+        " checkpoint, a pickled scikit-learn forest with --allow-pickle), read its features, classes and objective,"
+        " and write a FIL model directory with a reference file (docs/models.md). Nothing is written on an error.",
+    )
+    init.add_argument("model_files", nargs="+", metavar="MODEL_FILE", help="model files, one model each")
+    init.add_argument("--out", required=True, metavar="REPO", help="model repository to write (new or empty)")
+    init.add_argument("--name", action="append", default=[], help="model name, once per MODEL_FILE in order")
+    task = init.add_mutually_exclusive_group()
+    task.add_argument(
+        "--classifier", dest="is_classifier", action="store_const", const=True,
+        help="is_classifier true (default: from the model's objective)",
+    )  # fmt: skip
+    task.add_argument(
+        "--regressor", dest="is_classifier", action="store_const", const=False,
+        help="is_classifier false: the raw score (P(class 1) for a binary model)",
+    )  # fmt: skip
+    init.add_argument("--predict-proba", action="store_true", help="classifiers: one probability per class")
+    init.add_argument("--threshold", type=float, default=0.5, help="binary classifiers' threshold (0.5)")
+    init.add_argument("--max-batch-size", type=int, default=32768, help="max_batch_size (32768)")
+    init.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batching queue delay (100)")
+    init.add_argument("--instance-kind", default="KIND_GPU", choices=["KIND_GPU", "KIND_CPU", "KIND_AUTO"])
+    init.add_argument("--instance-count", type=int, default=1, help="instances per device (1)")
+    init.add_argument(
+        "--rows", action="append", default=[], metavar="CSV_OR_NPY",
+        help="reference input rows, once per MODEL_FILE in order (default: random rows in the training range)",
+    )  # fmt: skip
+    init.add_argument("--reference-rows", type=int, default=64, help="reference rows per model (64)")
+    init.add_argument("--seed", type=int, help="seed for the random reference rows (default: from the file)")
+    init.add_argument("--allow-pickle", action="store_true", help="load pickled scikit-learn models (runs code!)")
+    init.add_argument("--force", action="store_true", help="write into a non-empty REPO (replaces init's files only)")
+    init.add_argument("--dry-run", action="store_true", help="report what would be written, write nothing")
+    init.add_argument("--json", action="store_true", help="print the result as JSON")
     models.set_defaults(func=cmd_models)
     _add_run_parsers(sub)
     return parser
