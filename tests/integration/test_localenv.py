@@ -12,7 +12,7 @@ import time
 import boto3
 import pytest
 
-from tritonfil.localenv.env import LocalEnv, http_ok
+from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.nodes import GPU_SELECTOR
 
 pytestmark = pytest.mark.integration
@@ -171,19 +171,6 @@ def test_skopeo_pushes_a_locally_built_oci_image(local_env: LocalEnv, tmp_path):
         text=True,
     ).stdout.strip()
     assert digest.startswith("sha256:")
-
-
-def test_tritonserver_ready_with_python_backend_model(local_env: LocalEnv):
-    ep = local_env.endpoints()
-    assert http_ok(ep["triton_http"] + "/v2/health/ready")
-    import urllib.request
-
-    with urllib.request.urlopen(ep["triton_http"] + "/v2/repository/index", data=b"{}") as resp:
-        index = json.loads(resp.read())
-    ready = [m for m in index if m.get("state") == "READY"]
-    assert ready, index
-    with urllib.request.urlopen(f"{ep['triton_http']}/v2/models/{ready[0]['name']}/config") as resp:
-        assert json.loads(resp.read())["backend"] == "python"
 
 
 def test_non_loopback_dial_fails_immediately(isolated: bool):

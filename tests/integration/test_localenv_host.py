@@ -35,7 +35,7 @@ def test_every_service_listens_on_loopback_only(local_env: LocalEnv, host):
     ep = local_env.endpoints()
     ports = {int(ep["aws_endpoint_url"].rsplit(":", 1)[1]), int(ep["registry"].rsplit(":", 1)[1])}
     ports.add(int(ep["kube_apiserver"].rsplit(":", 1)[1]))
-    ports.add(int(ep["triton_http"].rsplit(":", 1)[1]))
+    ports.add(int(ep["prometheus"].rsplit(":", 1)[1]))
     seen_ports = {int(s.rsplit(":", 1)[1]) for s in sockets}
     assert ports <= seen_ports, (ports, sockets)
     wildcard = [s for s in sockets if not s.split("://", 1)[1].startswith(("127.", "[::1]", "::1", "::ffff:127."))]
@@ -72,7 +72,8 @@ def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
         ["moto", "ok"],
         ["registry", "ok"],
         ["cluster", "ok"],
-        ["triton", "ok"],
+        ["pods", "ok"],
+        ["prometheus", "ok"],
     ]
     nodes = tritonfil(state, "local", "exec", "--", "kubectl", "get", "nodes", "-o", "name")
     assert nodes.returncode == 0 and nodes.stdout.strip().startswith("node/ip-192-168-"), nodes
@@ -82,7 +83,7 @@ def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
 
     down = tritonfil(state, "local", "down")
     assert down.returncode == 0, down.stderr
-    assert down.stdout.strip() == "stopped: triton, registry, moto, cluster"
+    assert down.stdout.strip() == "stopped: prometheus, pods, registry, moto, cluster"
     assert ours() == []
     assert not (state / "endpoints.json").exists() and not (state / "kubeconfig").exists()
     assert not (state / "eks-kubeconfig").exists()
