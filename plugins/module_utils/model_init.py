@@ -1197,9 +1197,9 @@ def _write(dest: Path, models: list[PlannedModel], triton_release: str | None, n
             raise ModelInitError(dest, f"cannot move the models into place ({exc}); nothing was changed") from None
         return summary
     except BaseException:
-        for directory in created:  # only the ones init made, innermost first
-            if staging is not None and staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for directory in created:  # the parent directories init made, innermost first
             try:
                 directory.rmdir()
             except OSError:
