@@ -609,3 +609,21 @@ def test_module_create_rerun_check_mode_and_failure(run_playbook, trained, tmp_p
     assert result["msg"].startswith(f"{other}: output directory is not empty (holds stray.txt)")
     assert result["file"] == str(other)
     assert os.listdir(other) == ["stray.txt"]
+
+
+def test_module_suboptions_match_the_documentation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_triton_modules checks the top-level options; the models[] suboptions are checked here."""
+    from tests.unit.test_triton_modules import argument_spec, documented_options
+
+    spec = argument_spec("triton_model_init", monkeypatch)["argument_spec"]["models"]
+    docs = documented_options("triton_model_init")["models"]["suboptions"]
+    assert sorted(docs) == sorted(spec["options"])
+    for option, arg in spec["options"].items():
+        doc = docs[option]
+        assert (doc["type"], doc.get("required", False), doc.get("elements")) == (
+            arg["type"],
+            arg.get("required", False),
+            arg.get("elements"),
+        ), option
+        assert doc.get("default") == arg.get("default") is None, option
+    assert spec["mutually_exclusive"] == [("rows", "rows_data")]
