@@ -1,4 +1,4 @@
-"""The three modules' DOCUMENTATION (with the tritonfil.eks.triton fragment) matches their argument spec.
+"""The Triton and model modules' DOCUMENTATION (with the tritonfil.eks.triton fragment) matches their argument spec.
 
 This is the part of ansible-test's validate-modules that matters here (it cannot bootstrap
 offline): every option documented, with the same type, default, choices, elements and
@@ -18,7 +18,7 @@ import yaml
 from tritonfil.models import module_utils
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["triton_ready", "triton_infer", "triton_model_repository"]
+MODULES = ["triton_ready", "triton_infer", "triton_model_repository", "triton_model_init"]
 module_utils("triton")  # puts the collection on sys.path when running from a checkout
 
 
