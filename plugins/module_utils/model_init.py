@@ -145,7 +145,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).strip().split("\n\n")[0].split())
+    text = " ".join(str(exc).strip().split("\n\n", maxsplit=1)[0].split())
     return text or type(exc).__name__
 
 
@@ -344,7 +344,7 @@ def _lightgbm_infos(path: Path, num_feature: int) -> tuple[Any, Any, dict[int, l
     categories: dict[int, list[int]] = {}
     for index, token in enumerate(tokens):
         if token.startswith("[") and token.endswith("]") and ":" in token:
-            low, _, high = token[1:-1].partition(":")
+            low, high = token[1:-1].split(":", 1)
             try:
                 lo[index], hi[index] = float(low), float(high)
             except ValueError:

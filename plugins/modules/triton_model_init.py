@@ -84,9 +84,9 @@ options:
         type: int
   is_classifier:
     description:
-      - Serve the models as classifiers (C(true)) or return the raw score (C(false); for a binary classifier that is
-        P(class 1)). Default is from each model's objective. A regressor cannot be served as a classifier, nor a
-        multi-class model as a regressor.
+      - Serve the models as classifiers (C(true)) or return the raw score (C(false); for a binary classifier that
+        is the class-1 probability). Default is from each model's objective. A regressor cannot be served as a
+        classifier, nor a multi-class model as a regressor.
     type: bool
   predict_proba:
     description:
@@ -95,7 +95,7 @@ options:
     default: false
   threshold:
     description:
-      - The decision threshold on P(class 1) of binary classifiers.
+      - The decision threshold on the class-1 probability of binary classifiers.
     type: float
     default: 0.5
   max_batch_size:
@@ -149,10 +149,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads and converts the models and reports what would be written (O(files)), writing nothing.
+    description: Reads and converts the models and reports what would be written (RV(files)), writing nothing.
   diff_mode:
     support: partial
-    description: Shows each C(config.pbtxt) that would change; model files and references are listed in O(files).
+    description: Shows each C(config.pbtxt) that would change; model files and references are listed in RV(files).
 requirements:
   - numpy
   - treelite >= 4.6.1
