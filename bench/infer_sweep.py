@@ -102,11 +102,10 @@ def run(args: argparse.Namespace, rec: Recorder) -> None:
             names = [n for n in names if n in args.models.split(",")]
         for name in names:
             params, batch = model_batch(name, args.batch, args.repository, args.references)
-            # Best of 3 in-process measurements: on a shared 2-core machine one of them is usually undisturbed.
-            tries = [in_process(args.repository / name, params, batch, args.in_process_calls) for _ in range(3)]
-            local = dict(max(tries, key=lambda r: r["rows_per_second"]))
-            local["p50_ms"] = min(r["p50_ms"] for r in tries)
-            local["rows_per_second_of_each_try"] = [r["rows_per_second"] for r in tries]
+            # The baseline: the best in-process Treelite rate over batch sizes and thread counts, each point
+            # repeated (median and spread), measured in this run (bench/infer_local.py in_process).
+            local = in_process(args.repository / name, params, batch, args.in_process_calls)
+            local["p50_ms"] = round(local["batch_rows"] / local["rows_per_second"] * 1000, 3)
             entry: dict[str, Any] = {"in_process_treelite": local}
             for protocol in protocols:
                 points = []

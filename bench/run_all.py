@@ -28,7 +28,8 @@ from common import RESULTS, ROOT, host, isolation, loadavg, now, say  # noqa: E4
 BENCH = ROOT / "bench"
 # name -> (script, full arguments, --quick arguments). Order: the quiet, CPU-bound ones first.
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "infer_local": ("infer_local.py", ["--requests", "200"], ["--requests", "30"]),
+    "infer_local": ("infer_local.py", ["--requests", "200"], ["--requests", "30", "--repeats", "3"]),
+    "pods": ("pods.py", ["--replicas", "3", "--rounds", "2"], ["--replicas", "2", "--rounds", "1"]),
     "infer": ("infer_sweep.py", ["--seconds", "4"], ["--seconds", "1", "--concurrency", "1,4,16"]),
     "model_scale": ("model_scale.py", ["--counts", "10,100,500"], ["--counts", "10,50"]),
     "converge": ("converge.py", [], []),
@@ -94,10 +95,29 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
                     )
     elif name == "infer_local":
         for model, m in doc.get("models", {}).items():
+            p = m["in_process_treelite"]
+            lo, hi = m.get("served_share_range", [0, 0])
             row(
                 f"{model} sequential http",
-                f"{m['served']['rows_per_second']:,.0f} rows/s = {m['served_share_of_in_process']:.0%} of in-process",
+                f"{m['served']['rows_per_second']:,.0f} rows/s = {m['served_share_of_in_process']:.0%}"
+                f" ({lo:.0%}-{hi:.0%}) of the best in-process ({p['rows_per_second']:,.0f} rows/s at"
+                f" {p.get('batch_rows')} rows, {p.get('nthread')} threads)",
             )
+    elif name == "pods":
+        s = doc.get("summary", {})
+        labels = {
+            "scheduled_to_ready": "pod scheduled -> Ready",
+            "started_to_live": "process start -> live",
+            "live_to_ready": "live -> Ready (S3 download + 4 model loads)",
+            "rss_mib": "memory per pod",
+        }
+        for key, label in labels.items():
+            if key in s:
+                unit = "MiB" if key == "rss_mib" else "s"
+                row(
+                    label,
+                    f"median {s[key]['median']} {unit} (min {s[key]['min']}, max {s[key]['max']}, n={s[key]['n']})",
+                )
     return rows
 
 

@@ -343,6 +343,8 @@ class PodProcess:
         self.stopped = False
         self.started_at = 0.0
         self.ready_since: float | None = None
+        # Wall-clock times of the current process (bench/pods.py compares them with the pod's conditions).
+        self.timing: dict[str, float] = {}
 
     @property
     def log_path(self) -> Path:
@@ -368,6 +370,7 @@ class PodProcess:
             )  # fmt: skip
         self.started_at = self.clock()
         self.ready_since = None
+        self.timing = {"started": time.time()}
 
     def load_overrides(self) -> None:
         """Load the KIND_GPU models with their CPU config through the model control API (once live)."""
@@ -578,13 +581,16 @@ class Runner:
                     proc.reason = f"cannot start: {exc}"
                     proc.log(proc.reason)
                     proc.next_start = now + proc.backoff * self.settings.backoff_scale
-        if proc.running() and not proc.loaded and proc.live():
+        if proc.running() and "live" not in proc.timing and proc.live():
+            proc.timing["live"] = time.time()
+        if proc.running() and not proc.loaded and "live" in proc.timing:
             proc.load_overrides()
         ready = proc.ready()
         if ready:
             proc.reason = ""
             if proc.ready_since is None:
                 proc.ready_since = now
+                proc.timing["ready"] = time.time()
                 proc.backoff = BACKOFF_START  # kubelet resets the back-off after a good run
         self.annotate(pod, proc, ready)
 
@@ -695,7 +701,7 @@ class Runner:
             {
                 "pod": f"{p.namespace}/{p.name}", "pid": p.process.pid if p.running() else None,
                 "http": p.http() if p.ports else None, "restarts": p.restarts, "ready": p.ready_since is not None,
-                "reason": p.reason, "log": str(p.log_path),
+                "reason": p.reason, "log": str(p.log_path), "timing": p.timing,
             }
             for p in self.processes.values()
         ]  # fmt: skip
