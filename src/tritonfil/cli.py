@@ -6,17 +6,28 @@ Exit 0 on success; non-zero with a one-line reason on failure (details follow on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from tritonfil import __version__, api
-from tritonfil.api import RunEvent, RunResult
+from tritonfil import __version__, api, completion
+from tritonfil.progress import HEARTBEAT_ENV, STAGES, Progress, format_summary, render_summary, summary_document
+
+__all__ = ["EXIT_CODES", "CliError", "Progress", "build_parser", "format_summary", "main", "parse_extravars"]
+
+#: Exit status of the run commands (deploy, verify, teardown, plan), as `--help` lists them.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_CANCELED = 0, 1, 2, 124, 130
+EXIT_CODES = {
+    EXIT_OK: "the run succeeded",
+    EXIT_FAILED: "a task failed or a host was unreachable (named on stderr), or the run could not start",
+    EXIT_USAGE: "wrong arguments",
+    EXIT_TIMEOUT: "--timeout passed: the run was stopped",
+    EXIT_CANCELED: "canceled (Ctrl-C or SIGTERM)",
+}
 
 
 class CliError(Exception):
@@ -142,87 +153,21 @@ def parse_extravars(items: list[str]) -> dict[str, Any]:
     return out
 
 
-class Progress:
-    """Stage-by-stage progress on a stream: each stage (a role, else a play) with its elapsed time and
-    counts, failed tasks as they happen, and the total."""
-
-    def __init__(self, stream: TextIO, verbose: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream
-        self.verbose = verbose
-        self.clock = clock
-        self.start = clock()
-        self.stage: str | None = None
-        self.stage_start = self.start
-        self.counts: dict[str, int] = {}
-
-    def _say(self, text: str) -> None:
-        print(f"[{self.clock() - self.start:7.1f}s] {text}", file=self.stream, flush=True)
-
-    def _close_stage(self) -> None:
-        if self.stage is None:
-            return
-        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v) or "no tasks ran"
-        self._say(f"{self.stage}: done in {self.clock() - self.stage_start:.1f}s ({counts})")
-        self.stage = None
-
-    def __call__(self, event: RunEvent) -> None:
-        if event.kind == "playbook_on_task_start" and event.stage != self.stage:
-            self._close_stage()
-            self.stage, self.stage_start = event.stage, self.clock()
-            self.counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
-            self._say(f"{self.stage} ...")
-        elif event.kind == "playbook_on_stats":
-            self._close_stage()
-        elif event.kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
-            if event.failed and not event.ignored:
-                self.counts["failed"] = self.counts.get("failed", 0) + 1
-                self._say(
-                    f"  FAILED {event.task} on {event.host}: {event.message.splitlines()[0] if event.message else ''}"
-                )
-            elif event.skipped:
-                self.counts["skipped"] = self.counts.get("skipped", 0) + 1
-            elif event.changed:
-                self.counts["changed"] = self.counts.get("changed", 0) + 1
-                self._say(f"  changed: {event.task} ({event.host})")
-            else:
-                self.counts["ok"] = self.counts.get("ok", 0) + 1
-                if self.verbose:
-                    self._say(f"  ok: {event.task} ({event.host})")
-
-    def finish(self, status: str) -> None:
-        self._close_stage()
-        self._say(f"total {self.clock() - self.start:.1f}s ({status})")
-
-
-def format_summary(result: RunResult) -> str:
-    """The final summary: per-host recap, failed tasks with their message, the plan, the artifacts."""
-    lines = [f"{result.action}: {result.status} (rc={result.rc}) in {result.elapsed:.1f}s"]
-    width = max((len(h) for h in result.stats), default=4)
-    for host, s in result.stats.items():
-        lines.append(
-            f"  {host:<{width}}  ok={s.ok} changed={s.changed} failed={s.failed} unreachable={s.unreachable} "
-            f"skipped={s.skipped} rescued={s.rescued} ignored={s.ignored}"
-        )
-    for f in result.failed_tasks:
-        lines.append(f"  failed: {f.describe()}")
-    if result.check:
-        if result.plan:
-            lines.append(f"  plan: {len(result.plan)} change(s)")
-            lines += [f"    ~ [{c.stage}] {c.task} ({c.host})" for c in result.plan]
-        elif result.ok:
-            lines.append("  plan: nothing to do")
-    lines.append(f"  artifacts: {result.artifact_dir}")
-    return "\n".join(lines)
-
-
 def _needs_local_netns(args: argparse.Namespace) -> bool:
     """True when the run targets the project's local inventory (the local environment)."""
     project = api.find_project(args.project)
     return api.is_local_inventory(api.resolve_inventory(args.inventory, project), project)
 
 
+def _exit_status(result: api.RunResult) -> int:
+    if result.ok:
+        return EXIT_OK
+    return {"canceled": EXIT_CANCELED, "timeout": EXIT_TIMEOUT}.get(result.status, EXIT_FAILED)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """deploy / verify / teardown / plan through the API, with progress on stderr and the summary on stdout."""
+    """deploy / verify / teardown / plan through the API: progress on stderr, the summary on stdout (a table on a
+    terminal; with --json one JSON document and nothing else)."""
     try:
         if _needs_local_netns(args):
             _reexec_in_local_netns("error")  # root outside the namespace: run this command inside it
@@ -234,45 +179,122 @@ def cmd_run(args: argparse.Namespace) -> int:
             "limit": args.limit,
             "project_dir": args.project,
             "verbosity": args.verbose,
+            "timeout": args.timeout,
             "raise_on_failure": False,
         }
         if args.command == "teardown":
             kwargs.update(delete_bucket=args.yes_delete_bucket, delete_repository=args.yes_delete_repository)
-        progress = Progress(sys.stderr, verbose=args.verbose > 0)
-        result = getattr(api, args.command)(on_event=progress, **kwargs)
-    except api.TritonfilError as e:
+        try:
+            progress = Progress(sys.stderr, args.command, verbose=args.verbose > 0)
+        except ValueError as e:  # a bad TRITONFIL_HEARTBEAT
+            raise CliError(str(e)) from e
+        with progress:
+            result = getattr(api, args.command)(on_event=progress, **kwargs)
+    except (api.TritonfilError, CliError) as e:
+        if args.json:  # scripts read stdout: say why there is no run
+            print(json.dumps({"action": args.command, "status": "error", "ok": False, "rc": None, "error": str(e)}))
         raise CliError(str(e)) from e
     assert isinstance(result, api.RunResult)
     progress.finish(result.status)
-    print(format_summary(result))
+    stages = progress.stages()
+    if args.json:
+        print(json.dumps(summary_document(result, stages), indent=2))
+    else:
+        render_summary(result, stages, sys.stdout, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
     if not result.ok:
         print(f"tritonfil: {result.summary_line()}", file=sys.stderr)
-        return 130 if result.status == "canceled" else 1
-    return 0
+    return _exit_status(result)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
+    return value
+
+
+RUN_HELP = {
+    "deploy": "deploy and verify (site.yml)",
+    "verify": "readiness and inference checks (playbooks/verify.yml)",
+    "teardown": "remove everything deploy created (playbooks/teardown.yml)",
+    "plan": "what deploy would change (site.yml --check --diff)",
+}
+RUN_EXAMPLES = {
+    "deploy": [
+        ("tritonfil deploy", "against the local environment (inventory/local)"),
+        ("tritonfil deploy -i aws -e s3_models_bucket=acme-models", "AWS (inventory/aws), one value overridden"),
+        ("tritonfil deploy -i aws --tags triton_release", "one stage alone (it reads what the others published)"),
+        ("tritonfil deploy -i aws --timeout 3600 --json > deploy.json", "stop after an hour; the summary as JSON"),
+        ("TRITONFIL_HEARTBEAT=60 tritonfil deploy -i aws 2> deploy.log", "a heartbeat line a minute in the log"),
+    ],
+    "verify": [
+        ("tritonfil verify", "check the local deployment"),
+        ("tritonfil verify -i aws --json | jq .status", "in a script"),
+    ],
+    "teardown": [
+        ("tritonfil teardown -i aws", "keeps the S3 bucket and the ECR repository"),
+        ("tritonfil teardown -i aws --yes-delete-bucket --yes-delete-repository", "removes them too"),
+        ("tritonfil teardown -i aws --tags triton_release", "the Triton release only"),
+    ],
+    "plan": [
+        ("tritonfil plan -i aws", "what deploy would change (nothing once converged)"),
+        ("tritonfil plan -i aws --json | jq '.changes'", "the changes as JSON"),
+    ],
+}
+
+
+def exit_codes_epilog() -> str:
+    return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+
+
+def _run_epilog(name: str) -> str:
+    examples = RUN_EXAMPLES.get(name, [])
+    width = max((len(cmd) for cmd, _ in examples), default=0)
+    text = "".join(f"  {cmd:<{width}}  # {what}\n" for cmd, what in examples)
+    stages = STAGES.get(name, ())
+    return (
+        (f"examples:\n{text}\n" if text else "")
+        + (f"stages ({len(stages)}, each a tag): {', '.join(stages)}\n\n" if stages else "")
+        + "progress goes to stderr: a status line on a terminal, timestamped lines otherwise, a heartbeat while a\n"
+        f"task runs (every ${HEARTBEAT_ENV} seconds; 15 on a terminal, 30 otherwise). The summary goes to stdout.\n\n"
+        f"{exit_codes_epilog()}"
+    )
 
 
 def _add_run_parsers(sub: Any) -> None:
-    helps = {
-        "deploy": "deploy and verify (site.yml)",
-        "verify": "readiness and inference checks (playbooks/verify.yml)",
-        "teardown": "remove everything deploy created (playbooks/teardown.yml)",
-        "plan": "what deploy would change (site.yml --check --diff)",
-    }
-    for name, text in helps.items():
-        p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("-i", "--inventory", default="local", help="local (default), aws, or an inventory path")
+    for name, text in RUN_HELP.items():
+        p = sub.add_parser(
+            name, help=text, description=text, epilog=_run_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        inv = p.add_argument("-i", "--inventory", default="local", help="local (default), aws, or an inventory path")
+        inv.completer = completion.inventory_completer  # type: ignore[attr-defined]
         p.add_argument(
             "-e", "--extra-vars", action="append", default=[], metavar="VARS",
             help="k=v [k2=v2], a JSON mapping, or @FILE (repeatable)",
         )  # fmt: skip
-        p.add_argument("-t", "--tags", help="only these tags (comma-separated stages: ecr_image,s3_models,...)")
-        p.add_argument("--skip-tags", help="skip these tags")
+        stages = STAGES.get(name, ())
+        tags = p.add_argument("-t", "--tags", help=f"only these tags (comma-separated stages: {','.join(stages)})")
+        tags.completer = completion.tags_completer(stages)  # type: ignore[attr-defined]
+        skip = p.add_argument("--skip-tags", help="skip these tags")
+        skip.completer = completion.tags_completer(stages)  # type: ignore[attr-defined]
         p.add_argument("-l", "--limit", help="limit to these hosts")
         p.add_argument(
             "--project",
             help=f"project directory with site.yml (default ${api.PROJECT_ENV}, else the installed tritonfil.eks"
             " collection)",
         )
+        p.add_argument(
+            "--timeout", type=_positive_int, metavar="SECONDS",
+            help=f"stop the run after SECONDS (status timeout, exit {EXIT_TIMEOUT})",
+        )  # fmt: skip
+        p.add_argument(
+            "--json", action="store_true",
+            help="print the summary as one JSON document on stdout (status, rc, stages, failed tasks, changes)",
+        )  # fmt: skip
         p.add_argument(
             "-v", "--verbose", action="count", default=0, help="every task in the progress; -vv... to ansible"
         )
@@ -282,9 +304,47 @@ def _add_run_parsers(sub: Any) -> None:
         p.set_defaults(func=cmd_run)
 
 
+# -- doctor, completion --------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tritonfil import doctor
+
+    if args.inventory == "local":
+        from tritonfil.localenv.env import LocalEnv, LocalEnvError
+
+        _reexec_in_local_netns("none")  # root: check from inside the local environment's namespace when it exists
+        with contextlib.suppress(LocalEnvError):  # down: the "local environment" check says so
+            os.environ.update(LocalEnv().environ())  # as `local exec` and the runs have it
+    checks = doctor.run_checks(inventory=args.inventory, project=args.project, kubeconfig=args.kubeconfig)
+    if args.json:
+        print(json.dumps(doctor.document(checks), indent=2))
+    else:
+        print(doctor.format_checks(checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(completion.script(args.shell))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
+MAIN_EPILOG = f"""examples:
+  tritonfil doctor -i aws                 # what a deployment to AWS needs, each missing piece with its fix
+  tritonfil plan -i aws                   # what deploy would change
+  tritonfil deploy -i aws --timeout 7200  # deploy and verify (stage k/N, heartbeat, summary)
+  tritonfil verify -i aws --json          # the checks, the summary as JSON
+  tritonfil teardown -i aws               # reverse order; keeps the bucket and the ECR repository
+  eval "$(tritonfil completion bash)"     # shell completion
+
+{exit_codes_epilog()}
+  (`tritonfil COMMAND --help` for each command's own)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tritonfil", description="Triton + FIL on EKS, by Ansible.")
+    parser = argparse.ArgumentParser(
+        prog="tritonfil", description="Triton + FIL on EKS, by Ansible.", epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"tritonfil {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -354,11 +414,44 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     models.set_defaults(func=cmd_models)
     _add_run_parsers(sub)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check what a deployment needs: tools, collection, AWS credentials, kubeconfig, endpoints",
+        description="Check what a deployment needs, each with its fix: the tools at their pinned versions, the"
+        " tritonfil.eks collection, the AWS credential chain (its source, never a secret), the kubeconfig and the"
+        " endpoints it reaches (the kube API's /readyz, the AWS endpoint override). As root, `doctor -i local` runs"
+        " inside the local environment's network namespace.",
+        epilog="examples:\n  tritonfil doctor               # the local environment\n"
+        "  tritonfil doctor -i aws --json # AWS, as JSON\n\n"
+        "exit status:\n  0    every check passed (or was skipped: nothing to check yet)\n  1    a check failed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dinv = doctor.add_argument("-i", "--inventory", default="local", help="local (default), aws, or an inventory path")
+    dinv.completer = completion.inventory_completer  # type: ignore[attr-defined]
+    doctor.add_argument("--project", help="project directory with site.yml (as the run commands)")
+    doctor.add_argument("--kubeconfig", help="the kubeconfig to check (default: the inventory's tritonfil_kubeconfig)")
+    doctor.add_argument("--json", action="store_true", help="print the checks as one JSON document")
+    doctor.set_defaults(func=cmd_doctor)
+
+    comp = sub.add_parser(
+        "completion",
+        help="print the shell completion script (bash or zsh)",
+        description="Print the completion script of the tritonfil command for SHELL (argcomplete).",
+        epilog='examples:\n  eval "$(tritonfil completion bash)"                       # this bash session\n'
+        "  tritonfil completion bash > ~/.local/share/bash-completion/completions/tritonfil\n"
+        '  tritonfil completion zsh > "${fpath[1]}/_tritonfil"        # zsh (then compinit)',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    comp.add_argument("shell", choices=completion.SHELLS, help="the shell")
+    comp.set_defaults(func=cmd_completion)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    completion.autocomplete(parser)  # only when a shell's completion function runs us
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except CliError as e:

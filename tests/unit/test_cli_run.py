@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import json
 import re
 from pathlib import Path
 
@@ -78,34 +78,7 @@ def test_delete_confirmations_belong_to_teardown_only(capsys):
     assert "unrecognized arguments: --yes-delete-bucket" in capsys.readouterr().err
 
 
-# -- progress and summary ---------------------------------------------------------------------------
-def test_progress_prints_each_stage_with_its_time_and_the_total():
-    now = [0.0]
-    out = io.StringIO()
-    p = cli.Progress(out, clock=lambda: now[0])
-    steps = [
-        (0.0, ev("playbook_on_task_start", role="tritonfil.eks.s3_models")),
-        (4.0, ev("runner_on_ok", role="tritonfil.eks.s3_models", changed=True, task="Upload")),
-        (4.0, ev("runner_on_skipped", role="tritonfil.eks.s3_models", skipped=True)),
-        (5.0, ev("playbook_on_task_start", task="Wait")),
-        (9.5, ev("runner_on_failed", task="Wait", failed=True, message="not READY after 3s\nmore")),
-        (10.0, ev("playbook_on_stats")),
-    ]
-    for t, e in steps:
-        now[0] = t
-        p(e)
-    p.finish("failed")
-    assert out.getvalue().splitlines() == [
-        "[    0.0s] s3_models ...",
-        "[    4.0s]   changed: Upload (localhost)",
-        "[    5.0s] s3_models: done in 5.0s (changed 1, skipped 1)",
-        "[    5.0s] Verify ...",
-        "[    9.5s]   FAILED Wait on localhost: not READY after 3s",
-        "[   10.0s] Verify: done in 5.0s (failed 1)",
-        "[   10.0s] total 10.0s (failed)",
-    ]
-
-
+# -- summary (the progress itself: tests/unit/test_progress.py) -------------------------------------
 def test_summary_of_a_failed_run():
     failure = TaskFailure("localhost", "Wait until ready", "", "Verify", "not READY after 3s")
     text = cli.format_summary(
@@ -157,3 +130,106 @@ def test_canceled_run_exits_130(monkeypatch, capsys):
 def test_api_errors_become_one_line(monkeypatch, capsys):
     assert cli.main(["deploy", "-i", "no/such/inventory"]) == 1
     assert capsys.readouterr().err.startswith("tritonfil: inventory no/such/inventory not found")
+
+
+# -- --json, --timeout, exit status, help -------------------------------------------------------------
+def test_timeout_reaches_the_api_and_a_timed_out_run_exits_124(monkeypatch, capsys):
+    calls: list[dict] = []
+
+    def fake_deploy(**kw: object) -> RunResult:
+        calls.append(kw)
+        return run_result("timeout", rc=254)
+
+    monkeypatch.setattr(api, "deploy", fake_deploy)
+    assert cli.main(["deploy", "-i", "aws", "--timeout", "600"]) == cli.EXIT_TIMEOUT == 124
+    assert calls[0]["timeout"] == 600
+    assert "tritonfil: deploy (site.yml) timeout (rc=254)" in capsys.readouterr().err
+    monkeypatch.setattr(api, "plan", fake_deploy)
+    cli.main(["plan", "-i", "aws"])
+    assert calls[1]["timeout"] is None  # no --timeout: none
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_timeout_must_be_positive_whole_seconds(value, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["deploy", "--timeout", value])
+    assert info.value.code == cli.EXIT_USAGE == 2
+    assert "argument --timeout: expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("successful", 0), ("failed", 1), ("timeout", 124), ("canceled", 130)]
+)  # fmt: skip
+def test_exit_status_of_each_outcome(monkeypatch, capsys, status, code):
+    monkeypatch.setattr(api, "verify", lambda **kw: run_result(status, action="verify"))
+    assert cli.main(["verify", "-i", "aws"]) == code
+    assert code in cli.EXIT_CODES
+
+
+def test_json_prints_one_document_and_nothing_else_on_stdout(monkeypatch, capsys):
+    def fake_deploy(on_event: object, **kw: object) -> RunResult:
+        on_event(
+            ev("playbook_on_task_start", task="Validating arguments against arg spec 'main' - x", role="ecr_image")
+        )
+        on_event(ev("runner_on_ok", task="Mirror the image", role="ecr_image", changed=True))
+        on_event(ev("playbook_on_stats"))
+        change = PlannedChange("localhost", "Mirror the image", "ecr_image", "Deploy")
+        return run_result(changed_tasks=[change])
+
+    monkeypatch.setattr(api, "deploy", fake_deploy)
+    assert cli.main(["deploy", "-i", "aws", "--tags", "ecr_image", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # the whole of stdout is the document
+    assert (doc["action"], doc["status"], doc["rc"], doc["ok"]) == ("deploy", "successful", 0, True)
+    assert [(s["name"], s["ran"], s["changed"]) for s in doc["stages"]][:2] == [
+        ("ecr_image", True, 1), ("s3_models", False, 0),
+    ]  # fmt: skip
+    assert len(doc["stages"]) == 7
+    assert doc["changes"] == [{"host": "localhost", "task": "Mirror the image", "stage": "ecr_image"}]
+    assert doc["artifact_dir"] == "/runs/artifacts/deploy-1"
+    assert "stage 1/7 ecr_image ..." in err  # the progress still goes to stderr
+
+
+def test_json_of_a_run_that_could_not_start(capsys):
+    assert cli.main(["deploy", "-i", "no/such/inventory", "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["status"], doc["ok"], doc["rc"]) == ("error", False, None)
+    assert doc["error"].startswith("inventory no/such/inventory not found")
+    assert err.startswith("tritonfil: inventory no/such/inventory not found")
+
+
+def test_a_bad_heartbeat_setting_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("TRITONFIL_HEARTBEAT", "often")
+    monkeypatch.setattr(api, "deploy", lambda **kw: pytest.fail("must not run"))
+    assert cli.main(["deploy", "-i", "aws"]) == 1
+    assert capsys.readouterr().err == "tritonfil: TRITONFIL_HEARTBEAT='often': expected a number of seconds\n"
+
+
+def test_plain_summary_with_stages_when_stdout_is_not_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(api, "verify", lambda on_event, **kw: run_result(action="verify"))
+    assert cli.main(["verify", "-i", "aws"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out
+    assert out.splitlines()[:3] == [
+        "verify: successful (rc=0) in 12.3s",
+        "    #  stage   time  ok  changed  failed  skipped  result",
+        "  1/1  verify     -                                not run",
+    ]
+
+
+def test_help_lists_examples_and_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["deploy", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:\n  tritonfil deploy " in text
+    assert "tritonfil deploy -i aws --timeout 3600 --json > deploy.json" in text
+    assert (
+        "stages (7, each a tag): ecr_image, s3_models, eks_gpu_cluster, metrics_server, istio, triton_release" in text
+    )
+    for code, meaning in cli.EXIT_CODES.items():
+        assert re.search(rf"^  {code}\s+{re.escape(meaning)}$", text, re.M), (code, text)
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert "tritonfil doctor -i aws" in text and "124  --timeout passed" in text
