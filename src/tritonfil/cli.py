@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.finish(result.status)
     stages = progress.stages()
     if args.json:
-        print(json.dumps(summary_document(result, stages), indent=2))
+        print(json.dumps(summary_document(result, stages, progress.task_stages), indent=2))
     else:
         render_summary(result, stages, sys.stdout, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
     if not result.ok:

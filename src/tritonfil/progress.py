@@ -173,6 +173,8 @@ class Progress:
         self.next_beat = 0.0
         self.retry = ""
         self._entries: dict[str, str] = {}  # role -> the entry point its tasks run now
+        #: (host, task) -> the stage it changed or failed in (the summary's failed tasks and changes).
+        self.task_stages: dict[tuple[str, str], str] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -328,6 +330,8 @@ class Progress:
         if self.stage is None:  # a result with no task start before it (ansible-runner always sends one)
             self._enter(PREFLIGHT)
         report = self.reports[self.stage or PREFLIGHT]
+        if (event.failed and not event.ignored) or event.changed:
+            self.task_stages[(event.host, event.task)] = report.name
         if event.failed and not event.ignored:
             report.failed += 1
             reason = event.message.splitlines()[0] if event.message else ""
@@ -436,8 +440,12 @@ def render_summary(result: RunResult, stages: list[StageReport], stream: TextIO,
         console.print(line, style="red" if line.lstrip().startswith("failed:") else None)
 
 
-def summary_document(result: RunResult, stages: list[StageReport]) -> dict[str, Any]:
-    """The run as one JSON-serialisable document (`tritonfil ... --json`)."""
+def summary_document(
+    result: RunResult, stages: list[StageReport], task_stages: Mapping[tuple[str, str], str] | None = None
+) -> dict[str, Any]:
+    """The run as one JSON-serialisable document (`tritonfil ... --json`). TASK_STAGES (`Progress.task_stages`)
+    names the stage of each failed or changed task; without it, its role (else its play)."""
+    where = task_stages or {}
     return {
         "action": result.action,
         "playbook": result.playbook,
@@ -453,14 +461,19 @@ def summary_document(result: RunResult, stages: list[StageReport]) -> dict[str, 
             {
                 "host": f.host,
                 "task": f.task,
-                "stage": f.stage,
+                "stage": where.get((f.host, f.task), f.stage),
+                "role": f.role,
+                "play": f.play,
                 "action": f.action,
                 "message": f.message,
                 "unreachable": f.unreachable,
             }
             for f in result.failed_tasks
         ],
-        "changes": [{"host": c.host, "task": c.task, "stage": c.stage} for c in result.changed_tasks],
+        "changes": [
+            {"host": c.host, "task": c.task, "stage": where.get((c.host, c.task), c.stage)}
+            for c in result.changed_tasks
+        ],
         "artifact_dir": str(result.artifact_dir),
         "ident": result.ident,
     }

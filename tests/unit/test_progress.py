@@ -395,7 +395,7 @@ def test_terminal_summary_is_a_rich_table(utc):
 def test_summary_document_is_json(utc):
     p, _, clock = plain()
     feed(p, clock, DEPLOY_RUN)
-    doc = json.loads(json.dumps(summary_document(result(), p.stages())))
+    doc = json.loads(json.dumps(summary_document(result(), p.stages(), p.task_stages)))
     assert (doc["status"], doc["rc"], doc["ok"], doc["elapsed"]) == ("failed", 2, False, 266.04)
     assert [s["name"] for s in doc["stages"]] == list(STAGES["deploy"])
     assert doc["stages"][2] == {
@@ -404,9 +404,11 @@ def test_summary_document_is_json(utc):
     }  # fmt: skip
     assert doc["stages"][3]["ran"] is False and doc["preflight"]["elapsed"] == 2.0
     assert doc["failed_tasks"] == [
-        {"host": "localhost", "task": "Wait until ready", "stage": "Verify the Triton release", "action": "",
-         "message": "not READY", "unreachable": False}
+        {"host": "localhost", "task": "Wait until ready", "stage": "verify", "role": "",
+         "play": "Verify the Triton release", "action": "", "message": "not READY", "unreachable": False}
     ]  # fmt: skip
+    # without the progress's record: the role, else the play
+    assert summary_document(result(), p.stages())["failed_tasks"][0]["stage"] == "Verify the Triton release"
     assert doc["changes"] == [{"host": "localhost", "task": "Mirror the image", "stage": "ecr_image"}]
     assert doc["hosts"]["localhost"]["failed"] == 1
     assert (doc["artifact_dir"], doc["ident"]) == ("/runs/artifacts/deploy-1", "deploy-1")
