@@ -308,7 +308,11 @@ def _add_run_parsers(sub: Any) -> None:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from tritonfil import doctor
 
-    if args.inventory == "local":
+    try:
+        local = _needs_local_netns(args)
+    except api.TritonfilError:
+        local = False  # the inventory check reports it
+    if local:
         from tritonfil.localenv.env import LocalEnv, LocalEnvError
 
         _reexec_in_local_netns("none")  # root: check from inside the local environment's namespace when it exists

@@ -106,6 +106,8 @@ def execs(monkeypatch):
         (["local", "exec", "--", "true"], "error"),
         (["local", "status"], "none"),
         (["local", "down"], "none"),
+        (["doctor"], "none"),  # -i local: checks from inside the namespace when there is one
+        (["doctor", "-i", "local", "--json"], "none"),
     ],
 )
 def test_local_commands_rerun_themselves_in_the_local_namespace(host, execs, monkeypatch, argv, if_missing):
