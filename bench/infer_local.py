@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=["http", "grpc"], default="http")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of every point, for the spread (default 5)")
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
-    parser.add_argument("--references", type=Path, default=ROOT / "model_references")
+    parser.add_argument("--references", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "infer_local.json")
     args = parser.parse_args(argv)
     load_start = [round(x, 2) for x in os.getloadavg()]

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated subset (default every model)")
     parser.add_argument("--in-process-calls", type=int, default=100)
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
-    parser.add_argument("--references", type=Path, default=ROOT / "model_references")
+    parser.add_argument("--references", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--output", type=Path, default=RESULTS / "infer_sweep.json")
     args = parser.parse_args(argv)
     rec = Recorder("infer_sweep", argv)

@@ -7,7 +7,7 @@
     .venv/bin/python examples/deploy_and_infer.py -i aws --url http://GATEWAY   # a real EKS deployment
 
 The models are the directories of model_repository/ (a config.pbtxt each); the rows come from
-model_references/<model>/reference.json (inputs the models were generated with, and the outputs they
+model_repository/<model>/reference.json (inputs the models were generated with, and the outputs they
 must give), or random rows shaped by the model's metadata when a model has no reference. Requests go
 through the same client as the tritonfil.eks.triton_infer module (plugins/module_utils/triton.py).
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="Triton endpoint (default: the local tritonserver, or the deployed gateway)")
     parser.add_argument("--rows", type=int, default=8, help="rows per model (default 8)")
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
-    parser.add_argument("--references", type=Path, default=ROOT / "model_references")
+    parser.add_argument("--references", type=Path, default=ROOT / "model_repository")
     args = parser.parse_args(argv)
 
     if args.inventory == "local":

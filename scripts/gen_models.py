@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Train the sample FIL models and write model_repository/ and model_references/.
+"""Train the sample FIL models and write model_repository/ (models, configs and references).
 
 Run from the repository root with the venv's Python (`make setup` installs every library):
 
-    .venv/bin/python scripts/gen_models.py [--repository model_repository] [--references model_references]
+    .venv/bin/python scripts/gen_models.py [--repository model_repository]
 
 Every random source is seeded and every trainer runs single-threaded, so a rerun with the pinned
 library versions rewrites byte-identical files. For each model it writes
 
 * ``model_repository/<model>/config.pbtxt`` (FIL backend format, see docs/models.md) and
   ``model_repository/<model>/1/<file>`` (the file name FIL expects for the model_type);
-* ``model_references/<model>/reference.json``: held-out input rows and the output computed by
+* ``model_repository/<model>/reference.json``: held-out input rows and the output computed by
   the training library itself (its own predict / predict_proba), in FIL's output semantics.
 
 Before writing anything final it checks that Treelite (what FIL runs) reproduces the library's
@@ -315,11 +315,13 @@ def reference_document(sample: Sample, x: np.ndarray, expected: np.ndarray, diff
     }
 
 
-def generate(repository: Path, references: Path, release: str) -> list[str]:
+def generate(repository: Path, release: str) -> list[str]:
+    """The references live with the repository (REPO/<model>/reference.json, next to config.pbtxt; Triton
+    ignores files that are not version directories), so every revision carries the references its models
+    are verified against."""
     names = []
     with tempfile.TemporaryDirectory(prefix="gen-models-") as tmp:
         staging_repo = Path(tmp) / "model_repository"
-        staging_refs = Path(tmp) / "model_references"
         for build in BUILDERS:
             scratch = Path(tmp) / "scratch" / build.__name__
             scratch.mkdir(parents=True)
@@ -329,30 +331,26 @@ def generate(repository: Path, references: Path, release: str) -> list[str]:
             shutil.copy2(scratch / sample.filename, model_dir / "1" / sample.filename)
             write_config(sample, model_dir, release)
             diff = check_treelite_agrees(sample, model_dir / "1" / sample.filename, x, expected)
-            ref_dir = staging_refs / sample.name
-            ref_dir.mkdir(parents=True)
             doc = reference_document(sample, x, expected, diff)
-            (ref_dir / "reference.json").write_text(json.dumps(doc, indent=1) + "\n")
+            (model_dir / "reference.json").write_text(json.dumps(doc, indent=1) + "\n")
             names.append(f"{sample.name}: {x.shape[0]} reference rows, Treelite max abs diff {diff:.3g}")
         report = validate(staging_repo, load=True)
         if not report.ok:
             raise SystemExit("generated repository does not validate:\n" + report.format_text())
-        for src, dest in ((staging_repo, repository), (staging_refs, references)):
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.copytree(src, dest)
+        if repository.exists():
+            shutil.rmtree(repository)
+        shutil.copytree(staging_repo, repository)
     return names
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
-    parser.add_argument("--references", type=Path, default=ROOT / "model_references")
     args = parser.parse_args(argv)
     release = pins()["TRITON_RELEASE"]
-    for line in generate(args.repository, args.references, release):
+    for line in generate(args.repository, release):
         sys.stdout.write(line + "\n")
-    sys.stdout.write(f"wrote {args.repository} and {args.references}\n")
+    sys.stdout.write(f"wrote {args.repository}\n")
     return 0
 
 

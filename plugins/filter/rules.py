@@ -20,6 +20,10 @@ _CHECKS = {
     "image_reference": rules.check_image_reference,
     "image_tag": rules.check_image_tag,
     "ecr_repository_name": rules.check_ecr_repository_name,
+    "cidr": rules.check_cidr,
+    "kms_key_arn": rules.check_kms_key_arn,
+    "api_endpoint_exposure": rules.check_api_endpoint_exposure,
+    "gateway_exposure": rules.check_gateway_exposure,
 }
 
 

@@ -38,6 +38,21 @@ EKSCTL_COMMON_ARGS: dict[str, dict[str, Any]] = {
     "endpoint_url": {"type": "str"},
 }
 
+# The control-plane hardening render_cluster_config applies unless told otherwise (the module's options of the
+# same names): the three log types the EKS best-practices guide asks for, both endpoints (private: nodes and pods
+# reach the API inside the VPC), no CIDR list (the caller's rule decides whether an open public endpoint is
+# acceptable), no KMS key (Secrets then have EKS's default encryption only).
+SECURITY_DEFAULTS: dict[str, Any] = {
+    "cluster_logging": ["api", "audit", "authenticator"],
+    "endpoint_public_access": True,
+    "endpoint_private_access": True,
+    "public_access_cidrs": [],
+    "secrets_kms_key_arn": "",
+}
+
+# eksctl's CloudWatch control-plane log types (pkg/apis/eksctl.io/v1alpha5/cloudwatch.go; "all" and "*" too).
+CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler", "all", "*")
+
 # Environment variables handed to eksctl besides the inherited environment; the values of the
 # credential ones are redacted from every error message.
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
@@ -289,15 +304,37 @@ def render_cluster_config(
     nodegroups: Sequence[dict[str, Any]],
     with_oidc: bool = True,
     service_accounts: Sequence[dict[str, Any]] = (),
+    security: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ClusterConfig (eksctl.io/v1alpha5) from the module's options."""
+    """A ClusterConfig (eksctl.io/v1alpha5) from the module's options.
+
+    SECURITY (keys of `SECURITY_DEFAULTS`, missing ones take those defaults) hardens the control plane:
+    CloudWatch control-plane logging (``cloudWatch.clusterLogging.enableTypes``), the API endpoint's public and
+    private access (``vpc.clusterEndpoints``) and the CIDRs allowed to the public one (``vpc.publicAccessCIDRs``;
+    none rendered = EKS's default, any address), envelope encryption of Secrets (``secretsEncryption.keyARN``).
+    Each node group gets ``volumeEncrypted`` (+ ``volumeKmsKeyID``) and ``disablePodIMDS`` (eksctl then requires
+    IMDSv2 with a hop limit of 1: pods on the pod network cannot reach the node role's credentials) unless its
+    ``volume_encrypted`` / ``disable_pod_imds`` say false."""
+    sec = {**SECURITY_DEFAULTS, **{k: v for k, v in (security or {}).items() if v is not None}}
     config: dict[str, Any] = {
         "apiVersion": "eksctl.io/v1alpha5",
         "kind": "ClusterConfig",
         "metadata": {"name": name, "region": region, "version": str(version)},
         "iam": {"withOIDC": bool(with_oidc)},
+        "vpc": {
+            "clusterEndpoints": {
+                "publicAccess": bool(sec["endpoint_public_access"]),
+                "privateAccess": bool(sec["endpoint_private_access"]),
+            },
+        },
         "managedNodeGroups": [],
     }
+    if sec["endpoint_public_access"] and sec["public_access_cidrs"]:
+        config["vpc"]["publicAccessCIDRs"] = [str(c) for c in sec["public_access_cidrs"]]
+    if sec["cluster_logging"]:
+        config["cloudWatch"] = {"clusterLogging": {"enableTypes": [str(t) for t in sec["cluster_logging"]]}}
+    if sec["secrets_kms_key_arn"]:
+        config["secretsEncryption"] = {"keyARN": str(sec["secrets_kms_key_arn"])}
     if service_accounts:
         config["iam"]["serviceAccounts"] = [
             {
@@ -318,8 +355,12 @@ def render_cluster_config(
             "desiredCapacity": ng["desired_capacity"],
             "maxSize": ng["max_size"],
             "volumeSize": ng.get("volume_size") or 80,
+            "volumeEncrypted": ng.get("volume_encrypted", True) is not False,
+            "disablePodIMDS": ng.get("disable_pod_imds", True) is not False,
             "ssh": {"allow": bool(ng.get("ssh_allow"))},
         }
+        if rendered["volumeEncrypted"] and ng.get("volume_kms_key_id"):
+            rendered["volumeKmsKeyID"] = str(ng["volume_kms_key_id"])
         if ng.get("labels"):
             rendered["labels"] = {str(k): str(v) for k, v in ng["labels"].items()}
         if ng.get("taints"):
@@ -341,6 +382,16 @@ def validate_config(config: dict[str, Any], name: str, region: str) -> list[str]
         problems.append(f"config.metadata.region {meta.get('region')!r} differs from region {region!r}")
     if not meta.get("version"):
         problems.append("config.metadata.version is required (e.g. '1.33')")
+    endpoints = (config.get("vpc") or {}).get("clusterEndpoints") or {}
+    if endpoints and endpoints.get("publicAccess") is False and endpoints.get("privateAccess") is False:
+        problems.append("vpc.clusterEndpoints: publicAccess and privateAccess cannot both be false")
+    log_types = ((config.get("cloudWatch") or {}).get("clusterLogging") or {}).get("enableTypes") or []
+    unknown = [t for t in log_types if t not in CLUSTER_LOG_TYPES]
+    if unknown:
+        problems.append(
+            f"cloudWatch.clusterLogging.enableTypes: unknown {', '.join(map(str, unknown))} "
+            f"(one of {', '.join(CLUSTER_LOG_TYPES)})"
+        )
     for ng in config.get("managedNodeGroups") or []:
         sizes = [ng.get("minSize"), ng.get("desiredCapacity"), ng.get("maxSize")]
         if None in sizes:
@@ -454,6 +505,58 @@ def plan(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def control_plane_drift(cluster: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """How an existing CLUSTER (`eksctl get cluster` JSON) differs from CONFIG's control-plane hardening (logging,
+    endpoint access, public CIDRs, Secrets encryption), each with the eksctl command that changes it. eksctl applies
+    these at creation only; the module reports them and changes nothing (changing API access from a run that
+    depends on it could cut the run off)."""
+    name = config["metadata"]["name"]
+    out = []
+    every = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    want_types = ((config.get("cloudWatch") or {}).get("clusterLogging") or {}).get("enableTypes") or []
+    want_logs = sorted(every if {"all", "*"} & set(want_types) else want_types)
+    have_logs = sorted(
+        t for entry in (cluster.get("Logging") or {}).get("ClusterLogging") or [] if entry.get("Enabled")
+        for t in entry.get("Types") or []
+    )  # fmt: skip
+    if want_logs != have_logs:
+        out.append(
+            f"cluster {name}: control-plane logging is [{', '.join(have_logs)}], the config asks for "
+            f"[{', '.join(want_logs)}]: `eksctl utils update-cluster-logging --config-file FILE --approve`"
+        )
+    vpc = cluster.get("ResourcesVpcConfig") or {}
+    want_vpc = config.get("vpc") or {}
+    endpoints = want_vpc.get("clusterEndpoints") or {}
+    want_public = endpoints.get("publicAccess", True) is not False
+    want_cidrs = sorted(want_vpc.get("publicAccessCIDRs") or ["0.0.0.0/0"]) if want_public else []
+    have_public = vpc.get("EndpointPublicAccess", True) is not False
+    have_cidrs = sorted(vpc.get("PublicAccessCidrs") or ["0.0.0.0/0"]) if have_public else []
+    access = [
+        ("public", have_public, want_public),
+        ("private", bool(vpc.get("EndpointPrivateAccess")), bool(endpoints.get("privateAccess", False))),
+    ]
+    changed = [f"{what} access {have} (config: {want})" for what, have, want in access if have != want]
+    if have_cidrs != want_cidrs:
+        changed.append(f"public access CIDRs {', '.join(have_cidrs) or '-'} (config: {', '.join(want_cidrs) or '-'})")
+    if changed:
+        out.append(
+            f"cluster {name}: API endpoint {'; '.join(changed)}: "
+            "`eksctl utils update-cluster-vpc-config --config-file FILE --approve`"
+        )
+    want_key = (config.get("secretsEncryption") or {}).get("keyARN") or ""
+    have_keys = [
+        (e.get("Provider") or {}).get("KeyArn", "") for e in cluster.get("EncryptionConfig") or []
+        if "secrets" in (e.get("Resources") or [])
+    ]  # fmt: skip
+    if want_key and want_key not in have_keys:
+        out.append(
+            f"cluster {name}: Secrets are not envelope-encrypted with {want_key}"
+            f"{' (they are with ' + ', '.join(have_keys) + ')' if have_keys else ''}: "
+            "`eksctl utils enable-secrets-encryption --config-file FILE --approve`"
+        )
+    return out
+
+
 def _describe_nodegroup(config: dict[str, Any], name: str) -> str:
     ng = next(ng for ng in config.get("managedNodeGroups") or [] if ng["name"] == name)
     return (
@@ -517,6 +620,7 @@ def converge(
         sas = eksctl.get_iamserviceaccounts(name) if "service_accounts" in after else None
         oidc = eksctl.oidc_provider_associated(name) if after.get("iam_oidc_provider") else None
         before = current_state(cluster, nodegroups, sas, oidc)
+        out["warnings"].extend(control_plane_drift(cluster, config))
         todo = plan(before, after)
         if todo["refusals"]:
             raise Refusal("; ".join(todo["refusals"]), cluster, nodegroups)

@@ -12,7 +12,7 @@ For each model file this
 * writes ``REPO/<name>/config.pbtxt`` in the pinned FIL parameter format (the one
   ``scripts/gen_models.py`` writes and ``model_repository.validate_repository`` accepts),
   ``REPO/<name>/1/<model file>`` under the name FIL opens for its ``model_type``, and
-  ``REPO/<name>/reference.json`` (the format of ``model_references/``): input rows (random within the
+  ``REPO/<name>/reference.json`` (the samples' format): input rows (random within the
   training range read from the model, or rows the caller gives) and the output the training library
   computes for them in FIL's output semantics (Treelite's output where there is no training library),
   with the tolerance to compare with. Triton reads only ``config.pbtxt`` and the numeric version

@@ -12,18 +12,23 @@ wrong and gives an example; the ``is_*`` wrappers return a bool.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 __all__ = [
     "PARTITIONS",
     "arn",
     "aws_partition",
+    "check_api_endpoint_exposure",
     "check_aws_region",
+    "check_cidr",
     "check_dns_label",
     "check_ecr_repository_name",
+    "check_gateway_exposure",
     "check_endpoint_url",
     "check_image_reference",
     "check_image_tag",
+    "check_kms_key_arn",
     "check_s3_bucket_name",
     "check_s3_prefix",
     "check_s3_uri",
@@ -230,3 +235,78 @@ def arn(service: str, resource: str, *, region: str = "", account: str = "", par
     part = partition or aws_partition(region or "us-east-1")
     in_arn = "" if service in ("iam", "s3", "sts", "route53", "cloudfront") else region
     return f"arn:{part}:{service}:{in_arn}:{account}:{resource}"
+
+
+# -- exposure: what may be reached from where (security opt-outs) -----------------------------------------------------
+
+
+def check_cidr(value: object) -> str | None:
+    """An IPv4 or IPv6 network in CIDR notation with its host bits zero (what EKS and a load balancer accept)."""
+    if isinstance(value, str) and "/" in value:
+        try:
+            ipaddress.ip_network(value, strict=True)
+            return None
+        except ValueError:
+            try:
+                suggestion = str(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                suggestion = ""
+            if suggestion:
+                return f"'{value}' has host bits set: write the network, '{suggestion}'"
+    return f"'{value}' is not a CIDR block (e.g. 203.0.113.0/24, 198.51.100.7/32 or 2001:db8::/32)"
+
+
+def _open_to_all(cidrs: list[str]) -> bool:
+    return any(str(c) in ("0.0.0.0/0", "::/0") for c in cidrs)
+
+
+def check_api_endpoint_exposure(settings: object) -> str | None:
+    """The EKS API endpoint: a public endpoint needs the CIDRs allowed to it, named (``0.0.0.0/0`` is a deliberate
+    choice); keys ``public`` (bool), ``private`` (bool), ``cidrs`` (list), ``prefix`` (the role's variable prefix)."""
+    if not isinstance(settings, dict):
+        return f"expected a mapping (public, private, cidrs, prefix), got {type(settings).__name__}"
+    pre = settings.get("prefix", "")
+    public, private, cidrs = bool(settings.get("public")), bool(settings.get("private")), settings.get("cidrs") or []
+    if not public and not private:
+        return (
+            f"{pre}endpoint_public_access and {pre}endpoint_private_access are both false: the Kubernetes API would "
+            "be reachable from nowhere (EKS refuses it); keep the private endpoint"
+        )
+    if public and not cidrs:
+        return (
+            f"{pre}public_access_cidrs is empty while {pre}endpoint_public_access is true: the Kubernetes API would be "
+            "open to any address. List the networks that administer the cluster (e.g. ['203.0.113.0/24']), set "
+            f"{pre}endpoint_public_access: false (private endpoint only: run from inside the VPC), or open it on "
+            "purpose with ['0.0.0.0/0']"
+        )
+    return None
+
+
+def check_gateway_exposure(settings: object) -> str | None:
+    """The inference endpoint: an internet-facing load balancer open to any address without authentication is
+    refused unless acknowledged. Keys ``internal`` (bool), ``source_ranges`` (list), ``jwt`` (bool),
+    ``acknowledged`` (bool), ``prefix`` (the role's variable prefix)."""
+    if not isinstance(settings, dict):
+        return f"expected a mapping (internal, source_ranges, jwt, acknowledged, prefix), got {type(settings).__name__}"
+    pre = settings.get("prefix", "")
+    ranges = settings.get("source_ranges") or []
+    open_to_all = not ranges or _open_to_all(ranges)
+    if settings.get("jwt") or settings.get("internal") or not open_to_all or settings.get("acknowledged"):
+        return None
+    return (
+        f"{pre}jwt_enabled is false, {pre}internal is false (an internet-facing load balancer) and "
+        f"{pre}source_ranges {'is empty' if not ranges else 'includes every address'}: anyone on the internet could "
+        f"run inference on the GPUs. Turn JWT on ({pre}jwt_enabled with {pre}jwt_issuer and {pre}jwt_jwks_uri), "
+        f"make the load balancer internal ({pre}internal: true), list the client networks ({pre}source_ranges), or "
+        f"accept it explicitly with {pre}public_unauthenticated_acknowledged: true"
+    )
+
+
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+
+
+def check_kms_key_arn(value: object) -> str | None:
+    """A KMS key ARN (IAM policies and EKS take the key's ARN, not an alias or a bare key id)."""
+    if isinstance(value, str) and _KMS_KEY_ARN.match(value):
+        return None
+    return f"'{value}' is not a KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID; not an alias or a key id)"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import s3_uri
+from .rules import s3_uri, s3_uri_split
 
 # The part size boto3's upload_file uses by default (TransferConfig: 8 MiB threshold and chunks): the
 # multipart ETag of a large file is computed over it.
@@ -42,8 +42,12 @@ __all__ = [
     "Plan",
     "S3ModelsError",
     "apply",
+    "bucket_is_empty",
     "content_digest",
+    "delete_all",
+    "download_references",
     "local_files",
+    "parse_revision_uri",
     "plan",
     "read_index",
     "revision_uri",
@@ -111,6 +115,30 @@ def _key(prefix: str, *parts: str) -> str:
 
 def revision_uri(bucket: str, prefix: str, revision: str) -> str:
     return s3_uri(bucket, prefix, REVISIONS, revision)
+
+
+def parse_revision_uri(uri: str) -> dict[str, str]:
+    """``s3://BUCKET/PREFIX/revisions/REV`` -> {"bucket", "prefix", "revision"}; ValueError otherwise."""
+    split = s3_uri_split(uri)
+    parts = split["prefix"].split("/")
+    if len(parts) < 2 or parts[-2] != REVISIONS or not parts[-1]:
+        raise ValueError(f"'{uri}' is not a model revision URI (s3://BUCKET/PREFIX/{REVISIONS}/REV)")
+    return {"bucket": split["bucket"], "prefix": "/".join(parts[:-2]), "revision": parts[-1]}
+
+
+def download_references(s3: Any, uri: str, dest: str) -> list[str]:
+    """Every ``<model>/reference.json`` of the revision at URI into DEST/<model>/reference.json; the models."""
+    where = parse_revision_uri(uri)
+    base = _key(where["prefix"], REVISIONS, where["revision"])
+    models = []
+    for key in sorted(_list(s3, where["bucket"], base)):
+        rel = key[len(base) + 1 :]
+        if rel.count("/") == 1 and rel.endswith("/reference.json"):
+            model = rel.split("/", 1)[0]
+            os.makedirs(os.path.join(dest, model), exist_ok=True)
+            s3.download_file(where["bucket"], key, os.path.join(dest, model, "reference.json"))
+            models.append(model)
+    return models
 
 
 def _is_missing(exc: Exception) -> bool:
@@ -301,6 +329,38 @@ def delete_revision(s3: Any, bucket: str, prefix: str, revision: str) -> int:
         batch = keys[start : start + 1000]
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
     return len(keys)
+
+
+def delete_all(s3: Any, bucket: str, prefix: str, dry_run: bool = False) -> int:
+    """Delete every revision, manifest and the index under PREFIX - every version of them in a versioned bucket -
+    and nothing else. Returns the number of object versions (or delete markers) deleted (or that would be)."""
+    spaces = [_key(prefix, REVISIONS) + "/", _key(prefix, MANIFESTS) + "/", _key(prefix, INDEX)]
+    doomed: list[dict[str, str]] = []
+    try:
+        for space in spaces:
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=space):
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    if space.endswith("/") or item["Key"] == space:
+                        doomed.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+    except Exception as exc:
+        if _is_missing(exc):
+            return 0
+        raise
+    if not dry_run:
+        for start in range(0, len(doomed), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+    return len(doomed)
+
+
+def bucket_is_empty(s3: Any, bucket: str) -> bool | None:
+    """True when the bucket holds no object version and no delete marker; None when it does not exist."""
+    try:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    except Exception as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return not page.get("Versions") and not page.get("DeleteMarkers")
 
 
 def set_live(s3: Any, bucket: str, prefix: str, revision: str) -> bool:

@@ -99,6 +99,23 @@ options:
         description: Allow SSH to the nodes.
         type: bool
         default: false
+      volume_encrypted:
+        description:
+          - Encrypt the root volumes (EBS encryption; C(volumeEncrypted)).
+        type: bool
+        default: true
+      volume_kms_key_id:
+        description:
+          - KMS key of the volume encryption (C(volumeKmsKeyID)); the account's default EBS key when omitted.
+        type: str
+      disable_pod_imds:
+        description:
+          - Keep pods from the node's instance metadata (C(disablePodIMDS)) - eksctl then requires IMDSv2 with a
+            response hop limit of 1, so a pod on the pod network (one hop further) gets no token and so never the node
+            role's credentials. Host-network pods (the VPC CNI, kube-proxy) still reach it.
+          - Pods that need AWS use IRSA. Set false only for a workload that must read instance metadata.
+        type: bool
+        default: true
   with_oidc:
     description:
       - Create the IAM OIDC provider (needed for IAM roles for service accounts).
@@ -112,6 +129,39 @@ options:
     type: list
     elements: dict
     default: []
+  cluster_logging:
+    description:
+      - Control-plane log types sent to CloudWatch Logs (C(cloudWatch.clusterLogging.enableTypes)), from C(api),
+        C(audit), C(authenticator), C(controllerManager), C(scheduler) (or C(all)). An empty list turns logging off.
+      - Applied when the cluster is created; on an existing cluster a difference is reported as a warning
+        naming the eksctl command that changes it.
+    type: list
+    elements: str
+    default: [api, audit, authenticator]
+  endpoint_public_access:
+    description:
+      - Serve the Kubernetes API on a public endpoint (C(vpc.clusterEndpoints.publicAccess)). With false the API is
+        reachable only inside the VPC, so this module and every later Kubernetes task must run there.
+    type: bool
+    default: true
+  endpoint_private_access:
+    description:
+      - Serve the Kubernetes API inside the VPC too (C(vpc.clusterEndpoints.privateAccess)): nodes and pods reach it
+        without leaving the VPC.
+    type: bool
+    default: true
+  public_access_cidrs:
+    description:
+      - CIDRs allowed to reach the public endpoint (C(vpc.publicAccessCIDRs)). Empty leaves EKS's default, any
+        address (C(0.0.0.0/0)).
+    type: list
+    elements: str
+    default: []
+  secrets_kms_key_arn:
+    description:
+      - KMS key ARN for envelope encryption of Kubernetes Secrets (C(secretsEncryption.keyARN)). Cannot be removed
+        once set.
+    type: str
   kubeconfig:
     description:
       - Write the cluster's kubeconfig to this path (mode 0600). Not written when omitted or O(state=absent).
@@ -246,7 +296,12 @@ NODEGROUP_SPEC = dict(
     labels=dict(type="dict", default={}),
     taints=dict(type="list", elements="dict", default=[]),
     ssh_allow=dict(type="bool", default=False),
+    volume_encrypted=dict(type="bool", default=True),
+    volume_kms_key_id=dict(type="str"),
+    disable_pod_imds=dict(type="bool", default=True),
 )
+SECURITY_OPTIONS = ("cluster_logging", "endpoint_public_access", "endpoint_private_access", "public_access_cidrs",
+                    "secrets_kms_key_arn")  # fmt: skip
 
 
 def fail(module, exc, **result):
@@ -321,8 +376,9 @@ def ensure_present(module, eksctl, result):
         config = p["config"]
     else:
         config = render_cluster_config(
-            name, p["region"], p["version"], p["nodegroups"], p["with_oidc"], p["service_accounts"]
-        )
+            name, p["region"], p["version"], p["nodegroups"], p["with_oidc"], p["service_accounts"],
+            security={k: p[k] for k in SECURITY_OPTIONS},
+        )  # fmt: skip
     problems = validate_config(config, name, p["region"])
     if problems:
         module.fail_json(msg=f"invalid ClusterConfig for cluster {name}: " + "; ".join(problems), config=config)
@@ -370,6 +426,11 @@ def main():
         nodegroups=dict(type="list", elements="dict", default=[], options=NODEGROUP_SPEC),
         with_oidc=dict(type="bool", default=True),
         service_accounts=dict(type="list", elements="dict", default=[]),
+        cluster_logging=dict(type="list", elements="str", default=["api", "audit", "authenticator"]),
+        endpoint_public_access=dict(type="bool", default=True),
+        endpoint_private_access=dict(type="bool", default=True),
+        public_access_cidrs=dict(type="list", elements="str", default=[]),
+        secrets_kms_key_arn=dict(type="str"),
         kubeconfig=dict(type="path"),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1800),

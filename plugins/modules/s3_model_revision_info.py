@@ -24,6 +24,14 @@ options:
     description: Key prefix of the revisions.
     type: str
     default: models
+  references_of:
+    description:
+      - A revision's s3:// URI (C(s3://BUCKET/PREFIX/revisions/REV)) whose C(<model>/reference.json) files to download
+        into O(dest), the references a verification of that revision checks against.
+    type: str
+  dest:
+    description: Local directory the references of O(references_of) are written to (created).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -56,6 +64,11 @@ live:
   description: The live revision id (the last verified one), or null.
   returned: success
   type: str
+references:
+  description: The models whose references were downloaded from O(references_of).
+  returned: when references_of is given
+  type: list
+  elements: str
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -64,7 +77,13 @@ from ansible_collections.tritonfil.eks.plugins.module_utils import s3_models
 
 def main():
     module = AnsibleAWSModule(
-        argument_spec=dict(bucket=dict(type="str", required=True), prefix=dict(type="str", default="models")),
+        argument_spec=dict(
+            bucket=dict(type="str", required=True),
+            prefix=dict(type="str", default="models"),
+            references_of=dict(type="str"),
+            dest=dict(type="path"),
+        ),
+        required_together=[("references_of", "dest")],
         supports_check_mode=True,
     )
     p = module.params
@@ -77,9 +96,16 @@ def main():
     revisions = [
         {**e, "uri": s3_models.revision_uri(p["bucket"], p["prefix"], e["revision"])} for e in index["revisions"]
     ]
-    module.exit_json(
-        changed=False, revisions=revisions, latest=revisions[0] if revisions else None, live=index.get("live")
-    )
+    latest = revisions[0] if revisions else None
+    result = dict(changed=False, revisions=revisions, latest=latest, live=index.get("live"))
+    if p["references_of"]:
+        try:
+            result["references"] = s3_models.download_references(module.client("s3"), p["references_of"], p["dest"])
+        except ValueError as exc:
+            module.fail_json(msg=f"references_of: {exc}")
+        except Exception as exc:  # botocore
+            module.fail_json_aws(exc, msg=f"downloading the references of {p['references_of']} failed")
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

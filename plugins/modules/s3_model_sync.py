@@ -16,6 +16,8 @@ description:
     O(live) sets it) and deletes the others.
   - In check mode it computes the plan (what would be uploaded, copied, pruned) without writing anything;
     a bucket that does not exist yet counts as empty.
+  - With O(state=absent) it deletes every revision, manifest and the index under O(prefix) - every version of
+    them - and nothing else in the bucket (teardown; the bucket itself is C(amazon.aws.s3_bucket)'s to delete).
 version_added: 0.2.0
 author:
   - tritonfil.eks maintainers (!UNKNOWN)
@@ -41,6 +43,12 @@ options:
     description: Revisions kept (the newest ones, and always the live one).
     type: int
     default: 5
+  state:
+    description:
+      - C(present) stores O(path) as a revision (or marks O(live)); C(absent) deletes every revision.
+    type: str
+    choices: [present, absent]
+    default: present
   live:
     description:
       - Mark this revision live instead of syncing (it must be listed in the index); the live revision is
@@ -128,6 +136,14 @@ pruned:
   returned: when path is given
   type: list
   elements: str
+deleted:
+  description: Object versions (and delete markers) deleted with O(state=absent) (or that would be).
+  returned: when state is absent
+  type: int
+bucket_empty:
+  description: Whether the bucket is empty after O(state=absent) (null in check mode or without a bucket).
+  returned: when state is absent
+  type: bool
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -142,8 +158,8 @@ def main():
             path=dict(type="path"),
             keep=dict(type="int", default=5),
             live=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
-        required_one_of=[("path", "live")],
         mutually_exclusive=[("path", "live")],
         supports_check_mode=True,
     )
@@ -153,7 +169,13 @@ def main():
         if problem:
             module.fail_json(msg=f"{name}: {problem}")
     s3 = module.client("s3")
+    if p["state"] == "present" and not (p["path"] or p["live"]):
+        module.fail_json(msg="one of path or live is required with state present")
     try:
+        if p["state"] == "absent":
+            deleted = s3_models.delete_all(s3, p["bucket"], p["prefix"], dry_run=module.check_mode)
+            empty = None if module.check_mode else s3_models.bucket_is_empty(s3, p["bucket"])
+            module.exit_json(changed=deleted > 0, deleted=deleted, bucket_empty=empty)
         if p["live"]:
             index = s3_models.read_index(s3, p["bucket"], p["prefix"])
             listed = [e["revision"] for e in index["revisions"]]

@@ -85,7 +85,7 @@ EXAMPLES = r"""
 - name: Check every model against the references shipped with the repository
   tritonfil.eks.triton_infer:
     url: "http://127.0.0.1:8000"
-    reference_dir: "{{ playbook_dir }}/../model_references"
+    reference_dir: "{{ playbook_dir }}/../model_repository"
     require_reference: true
   register: infer
 

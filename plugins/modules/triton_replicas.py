@@ -66,7 +66,8 @@ EXAMPLES = r"""
 RETURN = r"""
 replicas:
   description:
-    - One entry per pod - name, node, phase, ready, restarts, deleting, reason, http_url, grpc_url, metrics_url.
+    - One entry per pod - name, node, phase, ready, restarts, deleting, reason, http_url, grpc_url, metrics_url,
+      model_repository (the repository its tritonserver serves, the model revision).
   returned: success
   type: list
   elements: dict
@@ -134,7 +135,20 @@ def replica(pod):
         "http_url": f"http://{annotations[HTTP]}" if HTTP in annotations else None,
         "grpc_url": annotations.get(GRPC),
         "metrics_url": f"http://{annotations[METRICS]}/metrics" if METRICS in annotations else None,
+        "model_repository": model_repository(spec),
     }
+
+
+def model_repository(spec):
+    """The --model-repository the pod's tritonserver container is started with (None without one)."""
+    for container in spec.containers or []:
+        argv = list(container.command or []) + list(container.args or [])
+        for i, arg in enumerate(argv):
+            if arg.startswith("--model-repository="):
+                return arg.split("=", 1)[1]
+            if arg == "--model-repository" and i + 1 < len(argv):
+                return argv[i + 1]
+    return None
 
 
 def main():
@@ -169,7 +183,9 @@ def main():
             break
         time.sleep(2)
     not_ready = [f"{r['name']}: {r['reason']}" for r in replicas if not r["ready"] and not r["deleting"]]
-    endpoints = [{"name": f"replica {r['name']}", "url": r["http_url"]} for r in replicas if r["ready"] and r["http_url"]]
+    endpoints = [
+        {"name": f"replica {r['name']}", "url": r["http_url"]} for r in replicas if r["ready"] and r["http_url"]
+    ]
     result = dict(changed=False, replicas=replicas, ready=ready, not_ready=not_ready, endpoints=endpoints)
     if len(ready) < p["wait_for"]:
         module.fail_json(

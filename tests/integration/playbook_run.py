@@ -188,6 +188,9 @@ def run_playbook(
     start = time.monotonic()
     if interrupt_at is None:
         proc = subprocess.run(argv, cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
+        # Kept beside the run for whoever reads a failure later (pytest shows only the tail).
+        (work / "stdout").write_text(proc.stdout)
+        (work / "stderr").write_text(proc.stderr)
         return parse.parse(proc, time.monotonic() - start)
     child = subprocess.Popen(
         argv, cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True

@@ -72,6 +72,7 @@ class Env:
             "eks_gpu_cluster_model_repository_uri": "s3://tritonfil-it-models/models",
             "eks_gpu_cluster_kubeconfig": str(self.work / "kube" / "config"),
             "eks_gpu_cluster_eksctl_path": SIM,
+            "eks_gpu_cluster_public_access_cidrs": ["203.0.113.0/24"],
             **extra,
         }
 
@@ -140,6 +141,8 @@ def scenario(env: Env) -> dict[str, Any]:
     kubeconfig = Path(variables["eks_gpu_cluster_kubeconfig"])
     out["kubeconfig_mode"] = stat.S_IMODE(kubeconfig.stat().st_mode)
     out["second"] = env.run(variables)
+    # The live control plane no longer matches (another CIDR list): reported with the eksctl command, not changed.
+    out["drift"] = env.run({**variables, "eks_gpu_cluster_public_access_cidrs": ["198.51.100.0/24"]})
     out["facts"] = env.run(variables, tasks_from="facts")
     # What SIGINT during `eksctl create cluster` leaves: the control plane without what eksctl adds after it.
     eks = env.client("eks")
@@ -237,6 +240,20 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     assert scenario["kubeconfig_mode"] == 0o600
     config = result["config"]
     assert config["iam"]["withOIDC"] is True
+    # The hardening, in eksctl's own fields (tests/unit/test_eksctl.py: real eksctl loads them strictly).
+    assert config["cloudWatch"] == {"clusterLogging": {"enableTypes": ["api", "audit", "authenticator"]}}
+    assert config["vpc"] == {"clusterEndpoints": {"publicAccess": True, "privateAccess": True},
+                             "publicAccessCIDRs": ["203.0.113.0/24"]}  # fmt: skip
+    assert "secretsEncryption" not in config  # no KMS key given
+    for ng in config["managedNodeGroups"]:
+        assert (ng["volumeEncrypted"], ng["disablePodIMDS"]) == (True, True), ng  # IMDSv2 required, hop limit 1
+    # ... and the control plane the simulator made from it (EKS DescribeCluster through `eksctl get cluster`).
+    cluster = result["cluster"]
+    assert cluster["ResourcesVpcConfig"]["PublicAccessCidrs"] == ["203.0.113.0/24"]
+    vpc = cluster["ResourcesVpcConfig"]
+    assert (vpc["EndpointPublicAccess"], vpc["EndpointPrivateAccess"]) == (True, True)
+    logged = [e["Types"] for e in cluster["Logging"]["ClusterLogging"] if e["Enabled"]]
+    assert logged == [["api", "audit", "authenticator"]]
     assert config["managedNodeGroups"][0]["ssh"] == {"allow": False}
     assert config["managedNodeGroups"][0]["amiFamily"] == "AmazonLinux2023"
     assert config["managedNodeGroups"][0]["taints"] == [
@@ -277,6 +294,19 @@ def test_second_run_changes_nothing(scenario):
     assert_ok(run)
     assert run.recap["changed"] == 0, run.tail()
     assert run.result(CLUSTER_TASK)["commands"] == []
+    assert not run.result(CLUSTER_TASK).get("warnings")  # the control plane matches its hardening
+
+
+def test_control_plane_drift_is_reported_naming_the_eksctl_command(scenario):
+    run = scenario["drift"]
+    assert_ok(run)
+    assert run.recap["changed"] == 0, run.tail()
+    result = run.result(CLUSTER_TASK)
+    assert result["commands"] == []
+    assert result["warnings"] == [
+        f"cluster {CLUSTER}: API endpoint public access CIDRs 203.0.113.0/24 (config: 198.51.100.0/24): "
+        "`eksctl utils update-cluster-vpc-config --config-file FILE --approve`"
+    ]
     assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
 
 
@@ -403,8 +433,30 @@ def test_absent_deletes_then_is_a_noop(scenario):
             "Check the instance type is a GPU instance",
             "eks_gpu_cluster_instance_type: 'm5.xlarge' is not an NVIDIA GPU instance type",
         ),
+        (
+            {"eks_gpu_cluster_public_access_cidrs": []},
+            "Check the API endpoint access and the control-plane settings",
+            "eks_gpu_cluster_public_access_cidrs is empty while eks_gpu_cluster_endpoint_public_access is true: the "
+            "Kubernetes API would be open to any address. List the networks that administer the cluster (e.g. "
+            "['203.0.113.0/24']), set eks_gpu_cluster_endpoint_public_access: false (private endpoint only: run "
+            "from inside the VPC), or open it on purpose with ['0.0.0.0/0']",
+        ),
+        (
+            {
+                "eks_gpu_cluster_public_access_cidrs": ["203.0.113.7/24"],
+                "eks_gpu_cluster_secrets_kms_key_arn": "alias/x",
+            },
+            "Check the API endpoint access and the control-plane settings",
+            "eks_gpu_cluster_public_access_cidrs: '203.0.113.7/24' has host bits set: write the network, "
+            "'203.0.113.0/24'; eks_gpu_cluster_secrets_kms_key_arn: 'alias/x' is not a KMS key ARN",
+        ),
+        (
+            {"eks_gpu_cluster_endpoint_public_access": False, "eks_gpu_cluster_endpoint_private_access": False},
+            "Check the API endpoint access and the control-plane settings",
+            "eks_gpu_cluster_endpoint_public_access and eks_gpu_cluster_endpoint_private_access are both false",
+        ),
     ],
-    ids=["min-above-max", "not-a-gpu-type"],
+    ids=["min-above-max", "not-a-gpu-type", "public-endpoint-without-cidrs", "bad-cidr-and-key", "no-endpoint"],
 )
 def test_invalid_input_fails_in_preflight_before_anything_is_created(env, scenario, extra, task, message):
     run = env.run(env.variables(eks_gpu_cluster_name="tritonfil-it-invalid", **extra))
@@ -412,3 +464,29 @@ def test_invalid_input_fails_in_preflight_before_anything_is_created(env, scenar
     assert run.result(task)["msg"].startswith(message), run.tail()
     assert not run.ran(CLUSTER_TASK)
     assert "tritonfil-it-invalid" not in env.clusters()
+
+
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0b6f2c1e-models"
+SECRETS_KEY = "arn:aws:kms:us-east-1:123456789012:key/3c1d9a7e-secrets"
+
+
+def test_kms_keys_reach_the_irsa_policy_and_the_secrets_encryption(env, scenario):
+    """A KMS-encrypted model bucket: the IRSA role may kms:Decrypt with that key (and no other); Secrets are
+    envelope-encrypted with the given key. Then deleted again."""
+    name = "tritonfil-it-kms"
+    variables = env.variables(eks_gpu_cluster_name=name, eks_gpu_cluster_model_kms_key_arn=KMS_KEY,
+                              eks_gpu_cluster_secrets_kms_key_arn=SECRETS_KEY)  # fmt: skip
+    run = env.run(variables)
+    try:
+        assert_ok(run)
+        config = run.result(CLUSTER_TASK)["config"]
+        assert config["secretsEncryption"] == {"keyARN": SECRETS_KEY}
+        policy = env.client("iam").get_role_policy(RoleName=f"tritonfil-{name}-triton-triton", PolicyName="Policy1")
+        statements = policy["PolicyDocument"]["Statement"]
+        assert [st["Sid"] for st in statements] == ["ReadModels", "ListModelRevisions", "DecryptModels"]
+        assert statements[2] == {"Sid": "DecryptModels", "Effect": "Allow", "Action": ["kms:Decrypt"],
+                                 "Resource": [KMS_KEY]}  # fmt: skip
+        described = env.client("eks").describe_cluster(name=name)["cluster"]
+        assert described["encryptionConfig"] == [{"resources": ["secrets"], "provider": {"keyArn": SECRETS_KEY}}]
+    finally:
+        assert_ok(env.run({**variables, "eks_gpu_cluster_state": "absent"}))

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "model_repository"
-REFERENCES = ROOT / "model_references"
+REFERENCES = ROOT / "model_repository"
 MODELS = ["lgb_multiclass", "sklearn_rf", "xgb_classifier", "xgb_regressor"]
 VENV_BIN = Path(sys.executable).parent
 

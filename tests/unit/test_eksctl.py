@@ -252,6 +252,9 @@ def test_rendered_cluster_config():
             "withOIDC": True,
             "serviceAccounts": [{"metadata": {"name": "triton", "namespace": "triton"}, "attachPolicy": POLICY}],
         },
+        # The hardening by default: both endpoints, no CIDR list (the role's rule asks for one), three log types.
+        "vpc": {"clusterEndpoints": {"publicAccess": True, "privateAccess": True}},
+        "cloudWatch": {"clusterLogging": {"enableTypes": ["api", "audit", "authenticator"]}},
         "managedNodeGroups": [
             {
                 "name": "gpu",
@@ -261,6 +264,8 @@ def test_rendered_cluster_config():
                 "desiredCapacity": 1,
                 "maxSize": 2,
                 "volumeSize": 100,
+                "volumeEncrypted": True,
+                "disablePodIMDS": True,
                 "ssh": {"allow": False},
                 "labels": {"workload": "triton"},
                 "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
@@ -273,6 +278,88 @@ def test_rendered_cluster_config():
         "config.metadata.name 'c1' differs from name 'c2'",
         "managed node group gpu: need 0 <= minSize <= desiredCapacity <= maxSize, got 3/1/2",
     ]
+
+
+HARDENED = {
+    "cluster_logging": ["api", "audit", "authenticator", "controllerManager"],
+    "endpoint_public_access": True,
+    "endpoint_private_access": True,
+    "public_access_cidrs": ["203.0.113.0/24", "198.51.100.7/32"],
+    "secrets_kms_key_arn": "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+
+
+def test_rendered_cluster_config_carries_each_hardening_setting():
+    ng = {**NODEGROUP, "volume_kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/ebs"}
+    config = render_cluster_config("c1", "us-east-1", "1.33", [ng, {**SYSTEM, "disable_pod_imds": False,
+                                   "volume_encrypted": False}], True, [], security=HARDENED)  # fmt: skip
+    assert config["vpc"] == {
+        "clusterEndpoints": {"publicAccess": True, "privateAccess": True},
+        "publicAccessCIDRs": ["203.0.113.0/24", "198.51.100.7/32"],
+    }
+    assert config["cloudWatch"] == {"clusterLogging": {"enableTypes": ["api", "audit", "authenticator",
+                                                                       "controllerManager"]}}  # fmt: skip
+    assert config["secretsEncryption"] == {"keyARN": HARDENED["secrets_kms_key_arn"]}
+    gpu, system = config["managedNodeGroups"]
+    assert (gpu["volumeEncrypted"], gpu["volumeKmsKeyID"], gpu["disablePodIMDS"]) == (
+        True, "arn:aws:kms:us-east-1:123456789012:key/ebs", True)  # fmt: skip
+    # A node group's own opt-outs (a workload that must read instance metadata).
+    assert (system["volumeEncrypted"], system["disablePodIMDS"]) == (False, False) and "volumeKmsKeyID" not in system
+    assert validate_config(config, "c1", "us-east-1") == []
+    private = render_cluster_config("c1", "us-east-1", "1.33", [NODEGROUP], security={
+        "endpoint_public_access": False, "public_access_cidrs": ["203.0.113.0/24"], "cluster_logging": []})  # fmt: skip
+    assert private["vpc"] == {"clusterEndpoints": {"publicAccess": False, "privateAccess": True}}
+    assert "cloudWatch" not in private and "secretsEncryption" not in private
+    nowhere = render_cluster_config(
+        "c1",
+        "us-east-1",
+        "1.33",
+        [],
+        security={
+            "endpoint_public_access": False,
+            "endpoint_private_access": False,
+            "cluster_logging": ["api", "kubelet"],
+        },
+    )
+    assert validate_config(nowhere, "c1", "us-east-1") == [
+        "vpc.clusterEndpoints: publicAccess and privateAccess cannot both be false",
+        "cloudWatch.clusterLogging.enableTypes: unknown kubelet "
+        "(one of api, audit, authenticator, controllerManager, scheduler, all, *)",
+    ]
+
+
+def test_real_eksctl_loads_the_hardened_config_offline(tmp_path):
+    """Every hardening field has eksctl's own name and place: strict loading gets past them to the STS call."""
+    ng = {**NODEGROUP, "volume_kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/ebs"}
+    security = {**HARDENED, "secrets_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/k"}
+    config = render_cluster_config("c1", "us-east-1", "1.33", [ng], True, [SERVICE_ACCOUNT], security=security)
+    proc = dry_run(config, tmp_path)
+    assert proc.returncode == 1
+    assert "loading config file" not in proc.stderr and "unknown field" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("Error: checking AWS STS access"), proc.stderr
+
+
+def test_drift_of_the_control_plane_hardening_is_reported_with_the_eksctl_command():
+    cluster = json.loads(GET_CLUSTER_JSON)[0]  # public endpoint open to all, no logging, no encryption
+    config = render_cluster_config("c1", "us-east-1", "1.33", [NODEGROUP], security=HARDENED)
+    assert _eksctl.control_plane_drift(cluster, config) == [
+        "cluster c1: control-plane logging is [], the config asks for [api, audit, authenticator, controllerManager]: "
+        "`eksctl utils update-cluster-logging --config-file FILE --approve`",
+        "cluster c1: API endpoint private access False (config: True); public access CIDRs 0.0.0.0/0 "
+        "(config: 198.51.100.7/32, 203.0.113.0/24): "
+        "`eksctl utils update-cluster-vpc-config --config-file FILE --approve`",
+        f"cluster c1: Secrets are not envelope-encrypted with {HARDENED['secrets_kms_key_arn']}: "
+        "`eksctl utils enable-secrets-encryption --config-file FILE --approve`",
+    ]
+    hardened = {
+        **cluster,
+        "Logging": {"ClusterLogging": [{"Types": ["api", "audit", "authenticator", "controllerManager"],
+                                        "Enabled": True}, {"Types": ["scheduler"], "Enabled": False}]},
+        "ResourcesVpcConfig": {**cluster["ResourcesVpcConfig"], "EndpointPrivateAccess": True,
+                               "PublicAccessCidrs": ["198.51.100.7/32", "203.0.113.0/24"]},
+        "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": HARDENED["secrets_kms_key_arn"]}}],
+    }  # fmt: skip
+    assert _eksctl.control_plane_drift(hardened, config) == []
 
 
 def existing(**ng: object) -> dict:

@@ -22,7 +22,7 @@ from tritonfil.models import module_utils
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "model_repository"
-REFERENCES = ROOT / "model_references"
+REFERENCES = ROOT / "model_repository"
 MODELS = ["lgb_multiclass", "sklearn_rf", "xgb_classifier", "xgb_regressor"]
 repo_mod = module_utils("model_repository")
 

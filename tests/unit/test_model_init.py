@@ -129,8 +129,8 @@ def test_config_and_reference(repo: tuple[Path, object], trained: tuple[Path, di
     assert os.listdir(out / name / "1") == [model_file]
 
     ref = json.loads((out / name / "reference.json").read_text())
-    sample = json.loads((ROOT / "model_references" / "xgb_classifier" / "reference.json").read_text())
-    assert set(sample) - {"seed"} <= set(ref), "the reference format of model_references/"
+    sample = json.loads((ROOT / "model_repository" / "xgb_classifier" / "reference.json").read_text())
+    assert set(sample) - {"seed"} <= set(ref), "the reference format of the samples"
     assert (ref["model"], ref["model_type"], ref["input_name"], ref["output_name"]) == (
         name,
         case.model_type,

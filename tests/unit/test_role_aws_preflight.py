@@ -95,6 +95,11 @@ CASES: dict[str, tuple[str, dict, str, str]] = {
         "s3_models", {"s3_models_kms_key_id": "alias/models"}, S3_TASK,
         "s3_models_kms_key_id: 'alias/models' is only used with s3_models_encryption: aws:kms (it is AES256)",
     ),
+    "s3-kms-key-alias": (
+        "s3_models", {"s3_models_encryption": "aws:kms", "s3_models_kms_key_id": "alias/models"}, S3_TASK,
+        "s3_models_kms_key_id: 'alias/models' is not a KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID; not an"
+        " alias or a key id) (the Triton IRSA role is granted kms:Decrypt on this ARN)",
+    ),
     "s3-repository-path": (
         "s3_models", {"s3_models_repository_path": "/nonexistent/model_repository"},
         "Report the model repository problems",

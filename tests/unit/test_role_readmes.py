@@ -30,6 +30,7 @@ PUBLISHED = {
         "s3_models_uri",
         "s3_models_repository_uri",
         "s3_models_revision",
+        "s3_models_kms_key_arn",
         "s3_models_sync",
         "s3_models_teardown",
     },

@@ -139,3 +139,54 @@ def test_a_missing_bucket_plans_everything_as_new(s3, repo):
 def test_an_empty_repository_is_refused(s3, tmp_path):
     with pytest.raises(s3m.S3ModelsError, match="holds no files"):
         s3m.plan(s3, BUCKET, "models", str(tmp_path))
+
+
+def test_a_revision_uri_round_trips_and_anything_else_is_refused():
+    uri = s3m.revision_uri(BUCKET, "team/models", "0123456789abcdef")
+    assert uri == f"s3://{BUCKET}/team/models/revisions/0123456789abcdef"
+    assert s3m.parse_revision_uri(uri) == {"bucket": BUCKET, "prefix": "team/models", "revision": "0123456789abcdef"}
+    assert s3m.parse_revision_uri(f"s3://{BUCKET}/revisions/abc") == {"bucket": BUCKET, "prefix": "", "revision": "abc"}
+    for bad in (f"s3://{BUCKET}/models", f"s3://{BUCKET}/models/revisions/", f"s3://{BUCKET}/models/other/abc"):
+        with pytest.raises(ValueError, match="is not a model revision URI"):
+            s3m.parse_revision_uri(bad)
+
+
+def test_the_references_of_a_revision_are_downloaded_from_it(s3, repo, tmp_path):
+    plan = sync(s3, repo)
+    dest = tmp_path / "refs"
+    models = s3m.download_references(s3, plan.uri, str(dest))
+    assert models == sorted(p.name for p in repo.iterdir() if (p / "reference.json").exists())
+    for model in models:
+        assert json.loads((dest / model / "reference.json").read_text()) == json.loads(
+            (repo / model / "reference.json").read_text()
+        )
+
+
+def test_delete_all_removes_every_version_of_ours_and_nothing_else(s3, repo):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    sync(s3, repo)
+    (repo / "xgb_regressor" / "config.pbtxt").write_text(
+        (repo / "xgb_regressor" / "config.pbtxt").read_text() + "\n# changed\n"
+    )
+    sync(s3, repo, day=2)
+    s3.put_object(Bucket=BUCKET, Key="models-notes.txt", Body=b"not ours")
+    s3.put_object(Bucket=BUCKET, Key="models/README", Body=b"not ours either")
+    planned = s3m.delete_all(s3, BUCKET, "models", dry_run=True)
+    assert planned > 0 and keys(s3, "models/revisions/")  # a dry run deletes nothing
+    assert s3m.delete_all(s3, BUCKET, "models") == planned
+    assert keys(s3) == ["models-notes.txt", "models/README"]
+    versions = s3.list_object_versions(Bucket=BUCKET)
+    left = {v["Key"] for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])}
+    assert left == {"models-notes.txt", "models/README"}
+    assert s3m.bucket_is_empty(s3, BUCKET) is False
+    assert s3m.delete_all(s3, "no-such-bucket-here", "models") == 0
+    assert s3m.bucket_is_empty(s3, "no-such-bucket-here") is None
+
+
+def test_set_live_marks_a_complete_revision_only(s3, repo):
+    plan = sync(s3, repo)
+    assert s3m.set_live(s3, BUCKET, "models", plan.revision) is True
+    assert s3m.set_live(s3, BUCKET, "models", plan.revision) is False  # idempotent
+    assert s3m.read_index(s3, BUCKET, "models")["live"] == plan.revision
+    with pytest.raises(s3m.S3ModelsError, match="is not in"):
+        s3m.set_live(s3, BUCKET, "models", "ffffffffffffffff")

@@ -295,6 +295,30 @@ def select(names: list[str], include: str | None, exclude: str | None, existing:
     return chosen
 
 
+def control_plane_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """EKS CreateCluster parameters of what eksctl's cluster stack sets from the config: endpoint access and
+    public CIDRs (vpc.clusterEndpoints, vpc.publicAccessCIDRs; eksctl's defaults public only, any address),
+    control-plane logging (cloudWatch.clusterLogging) and envelope encryption of Secrets (secretsEncryption)."""
+    vpc = config.get("vpc") or {}
+    endpoints = vpc.get("clusterEndpoints") or {}
+    vpc_config: dict[str, Any] = {
+        "subnetIds": [],
+        "endpointPublicAccess": endpoints.get("publicAccess", True) is not False,
+        "endpointPrivateAccess": bool(endpoints.get("privateAccess", False)),
+        "publicAccessCidrs": list(vpc.get("publicAccessCIDRs") or ["0.0.0.0/0"]),
+    }
+    types = ((config.get("cloudWatch") or {}).get("clusterLogging") or {}).get("enableTypes") or []
+    every = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    enabled = every if {"all", "*"} & set(types) else [t for t in every if t in types]
+    logging = {"clusterLogging": [{"types": enabled, "enabled": True}] if enabled else []}
+    logging["clusterLogging"] += [{"types": [t for t in every if t not in enabled], "enabled": False}]
+    settings: dict[str, Any] = {"resourcesVpcConfig": vpc_config, "logging": logging}
+    key = (config.get("secretsEncryption") or {}).get("keyARN")
+    if key:
+        settings["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key}}]
+    return settings
+
+
 def cmd_create_cluster(args: argparse.Namespace) -> None:
     config = load_config(args)
     meta = config["metadata"]
@@ -307,8 +331,8 @@ def cmd_create_cluster(args: argparse.Namespace) -> None:
         name=name,
         version=str(meta["version"]),
         roleArn=f"{ACCOUNT_ROLE}eksctl-{name}-cluster-ServiceRole",
-        resourcesVpcConfig={"subnetIds": [], "endpointPublicAccess": True},
         tags={CLUSTER_NAME_TAG: name, "eksctl.cluster.k8s.io/v1alpha1/cluster-name": name},
+        **control_plane_settings(config),
     )["cluster"]
     # eksctl's order: the control plane (cluster stack), then the OIDC provider, IRSA stacks and node group
     # stacks. An interrupted run leaves a cluster without them; `create nodegroup`/`create iamserviceaccount`/
