@@ -198,25 +198,29 @@ class Progress:
             print(f"{stamp} [{elapsed:>8}] {text}", file=self.stream, flush=True)
 
     def _status_text(self, width: int = 10_000) -> str:
-        """The status line's text, at most WIDTH characters (the task name is shortened first)."""
+        """The status line's text, at most WIDTH characters (the task name is shortened first). Reads a snapshot
+        of the state without the lock: rich's refresh thread calls it holding rich's own locks, which a thread
+        printing under our lock takes the other way round."""
         now = self.clock()
+        stage, stage_start, task, task_start, retry = (
+            self.stage, self.stage_start, self.task, self.task_start, self.retry,
+        )  # fmt: skip
         head = f"total {format_duration(now - self.start_time)}"
-        if self.stage is not None:
-            label = self.reports[self.stage].label(len(self.stage_names))
-            head = f"{label} {format_duration(now - self.stage_start)} · {head}"
-        if not self.task:
+        if stage is not None:
+            label = self.reports[stage].label(len(self.stage_names))
+            head = f"{label} {format_duration(now - stage_start)} · {head}"
+        if not task:
             return head[:width]
-        tail = f" ({format_duration(now - self.task_start)}{self.retry})"
+        tail = f" ({format_duration(now - task_start)}{retry})"
         room = width - len(head) - len(" · ") - len(tail)
-        task = self.task if len(self.task) <= room else self.task[: max(room - 1, 0)] + "…"
+        task = task if len(task) <= room else task[: max(room - 1, 0)] + "…"
         return f"{head} · {task}{tail}"[:width]
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
         """The status line (rich calls this on each refresh): spinner, stage, task and times, on one line."""
         from rich.text import Text
 
-        with self._lock:
-            text = self._status_text(options.max_width - 2)
+        text = self._status_text(options.max_width - 2)
         yield Text.assemble(self._spinner.render(console.get_time()), " ", text, no_wrap=True)
 
     # -- the timer --------------------------------------------------------------------------------

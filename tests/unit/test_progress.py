@@ -220,9 +220,10 @@ def test_stage_lists_match_the_playbooks():
 
     site = [Path(p["ansible.builtin.import_playbook"]).stem for p in yaml.safe_load((ROOT / "site.yml").read_text())]
     assert site == ["deploy", "verify"]
-    assert list(STAGES["deploy"]) == [*stages_of("deploy.yml", None), "verify"]
+    fix = "a stage was added, removed or moved: update tritonfil.progress.STAGES (and docs/operator.md)"
+    assert list(STAGES["deploy"]) == [*stages_of("deploy.yml", None), "verify"], fix
     assert STAGES["plan"] == STAGES["deploy"]
-    assert list(STAGES["teardown"]) == stages_of("teardown.yml", "teardown")
+    assert list(STAGES["teardown"]) == stages_of("teardown.yml", "teardown"), fix
     assert list(STAGES["teardown"]) == list(reversed(STAGES["deploy"][:-1]))
     assert STAGES["verify"] == ("verify",)
     # The stage of a role's task is told by the argument validation task Ansible puts first in its entry
@@ -277,6 +278,30 @@ def test_the_timer_thread_prints_heartbeats_on_its_own():
             time.sleep(0.02)
     assert out.getvalue().count("still waiting: Ensure the EKS cluster") >= 2
     assert not any(t.name == "tritonfil-heartbeat" and t.is_alive() for t in threading.enumerate())
+
+
+def test_terminal_mode_survives_events_heartbeats_and_refreshes_at_once():
+    """Events (the runner's thread), heartbeats (the timer thread) and rich's refresh thread print and render
+    concurrently; none may wait on another forever (rendering the status line under our lock, as a first version
+    did, deadlocked here about one round in four)."""
+    for _ in range(6):
+        out = io.StringIO()
+        p = Progress(out, "deploy", tty=True, heartbeat=0.01)
+        p.start()
+
+        def run(p: Progress = p) -> None:
+            for i in range(300):
+                p(validation("ecr_image" if i % 2 else "s3_models", "main"))
+                p(start(f"Task {i}", "tritonfil.eks.ecr_image"))
+                time.sleep(0.001)
+                p(ok(f"Task {i}", "tritonfil.eks.ecr_image", changed=i % 3 == 0))
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "progress deadlocked"
+        p.finish("successful")
+        assert "changed: Task 0 (localhost)" in ANSI.sub("", out.getvalue())
 
 
 def test_heartbeat_interval_from_the_environment():
