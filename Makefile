@@ -11,7 +11,7 @@ SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements/lock.txt pyproject.toml 2
 export PATH := $(abspath $(BIN)):$(CACHE)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help setup wheelhouse tools tools-required lint test test-unit test-integration local local-up local-down local-status bench lock clean
+.PHONY: help setup wheelhouse tools tools-required scanner lint test test-unit test-integration local local-up local-down local-status bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -68,10 +68,13 @@ lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-c
 	$(BIN)/antsibull-changelog lint
 	scripts/sanity.sh
 
-test: lint tools-required wheelhouse ## The test command: lint, the pinned tools and the wheelhouse (cached), then every pytest suite
+scanner: ## The security scanner of the tests (checkov from PyPI, requirements/checkov.txt) in its own venv in the cache
+	scripts/scanner.sh
+
+test: lint tools-required wheelhouse scanner ## The test command: lint, the pinned tools, the wheelhouse and the scanner (cached), then every pytest suite
 	scripts/run-pytest.sh tests
 
-test-unit: setup wheelhouse ## Unit tests only
+test-unit: setup wheelhouse scanner ## Unit tests only
 	scripts/run-pytest.sh tests/unit
 
 lock: ## Re-resolve requirements/base.in into requirements/lock.txt

@@ -57,6 +57,7 @@ __all__ = [
     "is_local_inventory",
     "local_netns_wrapper",
     "move_aws_keys",
+    "move_secret_variables",
     "plan",
     "resolve_inventory",
     "run_playbook",
@@ -75,6 +76,16 @@ PROJECT_ENV = "TRITONFIL_PROJECT"
 #: Environment variables moved from the child's environment into a shared-credentials file.
 AWS_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 CREDENTIALS_PROFILE = "tritonfil"
+#: Secret-looking environment variables (besides the AWS keys above): kept out of the child's recorded environment
+#: and handed to ansible-playbook through a 0600 file by ``python -m tritonfil.secretenv`` (`move_secret_variables`).
+#: A name matches when it contains one of these words, case-insensitively, and does not name a file (``*_FILE``,
+#: ``*_PATH``, ``*_DIR``: AWS_SHARED_CREDENTIALS_FILE stays visible); a false match costs nothing (the variable
+#: still reaches the playbook), a miss would put a secret into ``artifacts/<ident>/command``.
+SECRET_NAME_WORDS = ("TOKEN", "SECRET", "PASSW", "PASSPHRASE", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE_KEY",
+                     "COOKIE")  # fmt: skip
+#: Named for the record (each matches a word above): Kubernetes (kubernetes.core), AWX/Tower (awx.awx), Vault.
+SECRET_VARIABLES = ("K8S_AUTH_API_KEY", "K8S_AUTH_PASSWORD", "CONTROLLER_OAUTH_TOKEN", "CONTROLLER_PASSWORD",
+                    "TOWER_OAUTH_TOKEN", "TOWER_PASSWORD", "VAULT_TOKEN", "TRITONFIL_VERIFY_TOKEN")  # fmt: skip
 COLLECTION_PREFIX = "tritonfil.eks."
 
 EventCallback = Callable[["RunEvent"], None]
@@ -459,6 +470,28 @@ def move_aws_keys(env: dict[str, str], workdir: Path) -> Path | None:
     return path
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether environment variable NAME looks like it holds a secret (SECRET_NAME_WORDS)."""
+    upper = name.upper()
+    if upper.endswith(("_FILE", "_PATH", "_DIR")):
+        return False
+    return any(word in upper for word in SECRET_NAME_WORDS)
+
+
+def move_secret_variables(env: dict[str, str], workdir: Path) -> Path | None:
+    """Move every secret-looking variable out of ENV (in place) into WORKDIR/secret-env.json (0600), which
+    ``python -m tritonfil.secretenv FILE -- ansible-playbook ...`` puts back into the playbook's environment.
+    Returns the file, or None when ENV held none."""
+    moved = {k: env.pop(k) for k in [k for k in env if is_secret_name(k)]}
+    if not moved:
+        return None
+    path = workdir / "secret-env.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(moved, f)
+    return path
+
+
 def build_cmdline(extravars_file: Path | None, check: bool, diff: bool) -> str:
     """The ansible-playbook arguments ansible-runner takes as a string (``cmdline``)."""
     args: list[str] = []
@@ -691,6 +724,12 @@ def run_playbook(
         # ansible-runner copied os.environ into config.env and writes it to artifacts/<ident>/command:
         # move the AWS keys out of it into a 0600 credentials file before anything is written.
         move_aws_keys(runner.config.env, workdir)
+        # ... and every other secret-looking variable (K8S_AUTH_API_KEY, CONTROLLER_OAUTH_TOKEN, *TOKEN*, ...), which
+        # the playbook still gets, from a 0600 file, through the tritonfil.secretenv launcher.
+        secret_env = move_secret_variables(runner.config.env, workdir)
+        if secret_env is not None:
+            launcher = [sys.executable, "-m", "tritonfil.secretenv", str(secret_env), "--"]
+            runner.config.command = [*launcher, *runner.config.command]
         if wrapper:
             runner.config.command = [*wrapper, *runner.config.command]
     except BaseException:
@@ -726,15 +765,29 @@ def _common(kwargs: dict[str, Any], extra: Mapping[str, Any] | None = None) -> d
     return kwargs
 
 
-def deploy(**kwargs: Any) -> RunResult | RunHandle:
-    """Deploy and verify: ``site.yml``. Keyword arguments as `run_playbook` (inventory, extravars, tags,
-    skip_tags, limit, on_event, on_status, cancel_event, wait, ...)."""
-    return run_playbook(ACTIONS["deploy"], action="deploy", **kwargs)
+def _endpoint_access(token: str | None, ca_bundle: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The verify stage's credentials as extra vars (they travel in the private 0600 extra-vars file): the bearer
+    token the gateway's JWT policy asks for, the CA bundle its certificate is checked against."""
+    extra: dict[str, Any] = {}
+    if token:
+        extra["tritonfil_verify_token"] = str(token)
+    if ca_bundle:
+        extra["tritonfil_verify_ca_bundle"] = str(Path(ca_bundle).expanduser().resolve())
+    return extra
 
 
-def verify(**kwargs: Any) -> RunResult | RunHandle:
-    """Readiness and inference checks: ``playbooks/verify.yml`` (read-only)."""
-    return run_playbook(ACTIONS["verify"], action="verify", **kwargs)
+def deploy(*, token: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
+           **kwargs: Any) -> RunResult | RunHandle:  # fmt: skip
+    """Deploy and verify: ``site.yml``. TOKEN (a JWT of the gateway's issuer) and CA_BUNDLE (PEM of the CAs of the
+    gateway's certificate) are what verify presents and checks. Other keyword arguments as `run_playbook`
+    (inventory, extravars, tags, skip_tags, limit, on_event, on_status, cancel_event, wait, ...)."""
+    return run_playbook(ACTIONS["deploy"], action="deploy", **_common(kwargs, _endpoint_access(token, ca_bundle)))
+
+
+def verify(*, token: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
+           **kwargs: Any) -> RunResult | RunHandle:  # fmt: skip
+    """Readiness and inference checks: ``playbooks/verify.yml`` (read-only); TOKEN and CA_BUNDLE as for `deploy`."""
+    return run_playbook(ACTIONS["verify"], action="verify", **_common(kwargs, _endpoint_access(token, ca_bundle)))
 
 
 def teardown(*, delete_bucket: bool = False, delete_repository: bool = False, **kwargs: Any) -> RunResult | RunHandle:

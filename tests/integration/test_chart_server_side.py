@@ -343,12 +343,10 @@ def _ready_condition(pod: dict) -> dict:
 
 ALL_TOGGLES = (
     "--set", "istio.enabled=true",
-    "--set", "istio.gateway.tls.enabled=true",
-    "--set", "istio.gateway.tls.credentialName=triton-cert",
-    "--set", "istio.gateway.tls.httpsRedirect=true",
+    "--set", "istio.gateway.https.credentialName=triton-cert",
+    "--set", "istio.gateway.http.enabled=true",
+    "--set", "istio.gateway.http.httpsRedirect=true",
     "--set", "metrics.podMonitor.enabled=true",
-    "--set", "networkPolicy.enabled=true",
-    "--set", "autoscaling.tritonQueueMetric.enabled=true",
     "--set", f"serviceAccount.irsaRoleArn={ROLE_ARN}",
     "--set", "models={xgb_classifier,xgb_regressor,lgb_multiclass,sklearn_rf}",
     "--set", f"image.digest={DIGEST}",
@@ -371,6 +369,7 @@ OTHER_TOGGLES = (
     "--set", "istio.gateway.existing=istio-system/shared-gateway",
     "--set", "istio.virtualService.restrictApi=false",
     "--set", "istio.virtualService.retries.attempts=0",
+    "--set", "networkPolicy.enabled=false",
     "--set", "gpu.count=2",
     "--set", "resources.limits.cpu=null",
 )  # fmt: skip
@@ -417,6 +416,8 @@ def test_defaults_pass_server_side_validation(cluster: LocalEnv):
         == [
             "deployment/triton",
             "horizontalpodautoscaler/triton",
+            "networkpolicy/triton",
+            "networkpolicy/triton-test",
             "pod/triton-test-health",
             "poddisruptionbudget/triton",
             "service/triton",
@@ -470,8 +471,13 @@ def test_helm_server_dry_run_with_istio_prints_gateway_instructions(cluster: Loc
     assert proc.returncode == 0, proc.stderr
     notes = proc.stdout[proc.stdout.index("NOTES:") :]
     assert "Models loaded at startup: xgb_classifier, xgb_regressor, lgb_multiclass, sklearn_rf" in notes
-    assert "Through the Istio ingress gateway (triton/triton; HTTP and gRPC share port 80)" in notes
-    assert "curl -sf -o /dev/null -w '%{http_code}\\n' http://$GATEWAY/v2/health/ready" in notes
+    assert "Through the Istio ingress gateway (triton/triton), with a JWT the gateway accepts" in notes
+    assert (
+        "curl -sf --cacert CA.pem -H \"Authorization: Bearer $TOKEN\" -o /dev/null -w '%{http_code}\\n' "
+        "https://$GATEWAY/v2/health/ready" in notes
+    ), notes
+    assert "(TLS is terminated by the gateway with Secret triton-cert.)" in notes
+    assert "WARNING: plain HTTP" not in notes  # plain HTTP only redirects to HTTPS here
     assert "Only the inference API is routed" in notes
     assert "WARNING: podDisruptionBudget.minAvailable (1) >= the replica floor (1)" in notes
     assert helm(cluster, "status", "triton", "-n", NAMESPACE).returncode != 0  # a dry run installs nothing
@@ -567,3 +573,53 @@ def test_install_lands_ready_pods_on_the_gpu_nodes_then_uninstall_removes_everyt
 
     wait_until("every object of the release deleted", gone, timeout=30)
     assert helm(cluster, "status", "triton", "-n", NAMESPACE).returncode != 0
+
+
+RESTRICTED = "triton-restricted"
+
+
+def test_the_chart_installs_into_a_namespace_enforcing_pod_security_restricted(cluster: LocalEnv):
+    """The namespace labelled as triton_release labels it (enforce, audit and warn `restricted`): the API server's
+    Pod Security admission refuses a pod that breaks the profile, and admits every pod of the chart (server and test
+    pod), with no warning, into Ready pods; the NetworkPolicies are there by default."""
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+    labels["pod-security.kubernetes.io/enforce-version"] = "latest"
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RESTRICTED, "labels": labels}}
+    cluster.kubectl("apply", "-f", "-", input_text=json.dumps(namespace))
+    # Enforcement has teeth: a root pod without a seccomp profile is refused.
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": RESTRICTED},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input_text=json.dumps(bad), check=False)
+    assert proc.returncode != 0 and 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr
+    # Every object of the chart, the helm test pod included, passes admission in it, without a warning.
+    manifest = helm(cluster, "template", "triton", str(CHART), "-n", RESTRICTED, "-f", str(CI_VALUES)).stdout
+    proc = cluster.kubectl("apply", "-n", RESTRICTED, "--dry-run=server", "-f", "-", input_text=manifest, check=False)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+    assert {"networkpolicy/triton", "networkpolicy/triton-test", "pod/triton-test-health"} <= set(kinds_of(manifest))
+    proc = helm(
+        cluster, "install", "triton", str(CHART), "-n", RESTRICTED, "-f", str(CI_VALUES),
+        "--set", "image.repository=127.0.0.1:5000/tritonserver", "--set", f"image.digest={DIGEST}",
+        "--set", f"serviceAccount.irsaRoleArn={ROLE_ARN}", "--wait", "--timeout=60s",
+    )  # fmt: skip
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "violates PodSecurity" not in proc.stderr, proc.stderr
+
+        def ready() -> list[dict] | None:
+            selector = "app.kubernetes.io/instance=triton"
+            out = cluster.kubectl("get", "pods", "-n", RESTRICTED, "-l", selector, "-o", "json").stdout
+            pods = json.loads(out)["items"]
+            ok = [p for p in pods if _ready_condition(p).get("status") == "True"]
+            return ok if ok and len(ok) == len(pods) else None
+
+        pods = wait_until("the release's pods Ready in the restricted namespace", ready, timeout=45)
+        policies = cluster.kubectl("get", "networkpolicy", "-n", RESTRICTED, "-o", "name").stdout.split()
+        assert sorted(policies) == [
+            "networkpolicy.networking.k8s.io/triton",
+            "networkpolicy.networking.k8s.io/triton-test",
+        ]
+        policy = json.loads(cluster.kubectl("get", "networkpolicy", "-n", RESTRICTED, "triton", "-o", "json").stdout)
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        print(f"restricted namespace: {len(pods)} pods Ready, NetworkPolicies {policies}")
+    finally:
+        helm(cluster, "uninstall", "triton", "-n", RESTRICTED, "--wait", "--timeout=60s")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.playbook_run import Run, run_role
 from tritonfil.localenv.env import LocalEnv
@@ -33,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "triton-it"
 SYSTEM = {"tritonfil.io/node-role": "system"}
 GATEWAY_DNS = "istio-ingressgateway.istio-system.svc.cluster.local"
+ISSUER = "https://tritonfil.test/issuer"
+# A public key only (RS256; nothing signs with it here: no Envoy data plane enforces the policy locally).
+JWKS = yaml.safe_load((ROOT / "inventory/local/group_vars/all/main.yml").read_text())["istio_gateway_jwt_jwks"]
+TLS_SECRET = "triton-tls"
 
 
 @dataclass
@@ -49,16 +54,19 @@ class Env:
             "istio_sidecar_injection": False,
             "istio_gateway_wait_for_address": False,
             "istio_wait_timeout": 120,
+            "istio_gateway_jwt_issuer": ISSUER,
+            "istio_gateway_jwt_jwks": JWKS,
+            "istio_gateway_jwt_audiences": ["tritonfil"],
             **extra,
         }
 
-    def run(self, variables: dict[str, Any], *args: str, teardown: bool = False) -> Run:
+    def run(self, variables: dict[str, Any], *args: str, teardown: bool = False, tasks_from: str = "") -> Run:
         self.count += 1
         work = self.work / f"run{self.count}"
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         run = run_role(
             "istio", work, variables, env, *args, path=[str(self.local.tools.bin_dir)],
-            kubeconfig=str(self.local.kubeconfig), tasks_from="teardown" if teardown else "main",
+            kubeconfig=str(self.local.kubeconfig), tasks_from=tasks_from or ("teardown" if teardown else "main"),
         )  # fmt: skip
         (work / "output.json").write_text(run.output)  # for a failure's post-mortem
         return run
@@ -206,6 +214,11 @@ def test_gateway_fact_is_the_in_cluster_name_without_a_load_balancer(env: Env, i
         "status_port": 15021,
         "http_url": f"http://{GATEWAY_DNS}",
         "grpc_url": f"{GATEWAY_DNS}:80",
+        "https_url": f"https://{GATEWAY_DNS}",
+        "grpcs_url": f"grpcs://{GATEWAY_DNS}:443",
+        "tls_termination": "gateway",
+        "internal": False,
+        "source_ranges": [],
     }
     svc = env.get("service", "-n", "istio-system", "istio-ingressgateway")
     assert svc["spec"]["type"] == "LoadBalancer" and not svc["status"]["loadBalancer"].get("ingress")
@@ -219,6 +232,7 @@ def test_triton_chart_gateway_and_virtualservice_can_be_created(env: Env, instal
     rendered = subprocess.run(
         [str(env.local.tools.bin_dir / "helm"), "template", "triton", str(ROOT / "helm" / "triton"),
          "--namespace", NAMESPACE, "--set", "istio.enabled=true", "--set", "modelRepository=s3://b/models",
+         "--set", f"istio.gateway.https.credentialName={TLS_SECRET}",
          "--show-only", "templates/istio-gateway.yaml", "--show-only", "templates/istio-virtualservice.yaml"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -227,6 +241,148 @@ def test_triton_chart_gateway_and_virtualservice_can_be_created(env: Env, instal
     print(f"Gateway + VirtualService created in {time.monotonic() - start:.1f}s (validator unreachable, fails open)")
     assert env.names("gateways.networking.istio.io", "-n", NAMESPACE) == ["triton"]
     assert env.names("virtualservices.networking.istio.io", "-n", NAMESPACE) == ["triton"]
+
+
+def self_signed_tls_secret() -> dict:
+    """A kubernetes.io/tls Secret with a fresh self-signed certificate for triton.example.test."""
+    import base64
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "triton.example.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("triton.example.test")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": TLS_SECRET, "namespace": "istio-system"},
+        "data": {"tls.crt": base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+                 "tls.key": base64.b64encode(pem_key).decode()},
+    }  # fmt: skip
+
+
+def test_jwt_is_required_at_the_gateway_workload(env: Env, installed: dict[str, Run]):
+    assert_ok(installed["first"])
+    ra = env.get("requestauthentications.security.istio.io", "-n", "istio-system", "tritonfil-jwt")
+    assert ra["spec"] == {
+        "selector": {"matchLabels": {"istio": "ingressgateway"}},
+        "jwtRules": [{"issuer": ISSUER, "jwks": JWKS, "audiences": ["tritonfil"]}],
+    }
+    ap = env.get("authorizationpolicies.security.istio.io", "-n", "istio-system", "tritonfil-require-jwt")
+    assert ap["spec"] == {
+        "selector": {"matchLabels": {"istio": "ingressgateway"}},
+        "action": "DENY",
+        "rules": [
+            {"from": [{"source": {"notRequestPrincipals": ["*"]}}], "to": [{"operation": {"ports": ["8080", "8443"]}}]}
+        ],
+    }
+    # The gateway pods are what both select; the ports are their HTTP listeners (the Service's target ports).
+    assert env.get("pods", "-n", "istio-system", "-l", "istio=ingressgateway")["items"]
+    svc = env.get("service", "-n", "istio-system", "istio-ingressgateway")
+    assert {p["name"]: p["targetPort"] for p in svc["spec"]["ports"]}["https"] == 8443
+    # istiod never fetches a JWKS from the metadata service or loopback.
+    istiod = env.get("deployment", "-n", "istio-system", "istiod")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "BLOCKED_CIDRS_IN_JWKS_URIS", "value": "169.254.0.0/16,127.0.0.0/8"} in istiod["env"]
+
+
+def test_triton_https_gateway_and_the_auth_objects_pass_server_side_validation_and_istioctl_analyze(
+    env: Env, installed: dict[str, Run]
+):
+    """The chart's Gateway (HTTPS with the Secret, TLS 1.2+), its VirtualService and the role's RequestAuthentication
+    and AuthorizationPolicy against the real Istio CRDs (server-side dry run, strict field validation), then applied
+    and analyzed by istioctl against the cluster: no message at Warning or above."""
+    assert_ok(installed["first"])
+    if not env.exists("namespace", NAMESPACE):
+        env.kubectl("create", "namespace", NAMESPACE)
+    env.kubectl("apply", "-f", "-", input_text=json.dumps(self_signed_tls_secret()))
+    rendered = subprocess.run(
+        [str(env.local.tools.bin_dir / "helm"), "template", "triton", str(ROOT / "helm" / "triton"),
+         "--namespace", NAMESPACE, "--set", "istio.enabled=true", "--set", "modelRepository=s3://b/models",
+         "--set", f"istio.gateway.https.credentialName={TLS_SECRET}",
+         "--set", "istio.gateway.hosts={triton.example.test}",
+         "--set", "istio.virtualService.hosts={triton.example.test}",
+         "--show-only", "templates/istio-gateway.yaml", "--show-only", "templates/istio-virtualservice.yaml",
+         "--show-only", "templates/service.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    dry = env.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", input_text=rendered, check=False)
+    assert dry.returncode == 0 and not dry.stderr.strip(), dry.stderr
+    env.kubectl("apply", "-f", "-", input_text=rendered)
+    gateway = env.get("gateways.networking.istio.io", "-n", NAMESPACE, "triton")
+    assert [(s["port"]["number"], s["port"]["protocol"], s.get("tls")) for s in gateway["spec"]["servers"]] == [
+        (443, "HTTPS", {"mode": "SIMPLE", "credentialName": TLS_SECRET, "minProtocolVersion": "TLSV1_2"})
+    ]  # no plain HTTP listener by default
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(env.local.tools.bin_dir / "istioctl"), "analyze", f"--kubeconfig={env.local.kubeconfig}",
+         "--all-namespaces", "--failure-threshold=Warning", "--output-threshold=Warning"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    print(f"istioctl analyze: {time.monotonic() - start:.1f}s: {proc.stdout.strip()} {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The analyzer has teeth: a Gateway naming a Secret that does not exist is reported.
+    broken = rendered.replace(f"credentialName: {TLS_SECRET}", "credentialName: no-such-secret")
+    proc = subprocess.run(
+        [str(env.local.tools.bin_dir / "istioctl"), "analyze", f"--kubeconfig={env.local.kubeconfig}",
+         "-n", NAMESPACE, "--failure-threshold=Warning", "-"],
+        input=broken, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "no-such-secret" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"istio_gateway_jwt_enabled": False},
+            "istio_gateway_jwt_enabled is false, istio_gateway_internal is false (an internet-facing load balancer) "
+            "and istio_gateway_source_ranges is empty: anyone on the internet could run inference on the GPUs. Turn "
+            "JWT on (istio_gateway_jwt_enabled with istio_gateway_jwt_issuer and istio_gateway_jwt_jwks_uri), make the "
+            "load balancer internal (istio_gateway_internal: true), list the client networks "
+            "(istio_gateway_source_ranges), or accept it explicitly with "
+            "istio_gateway_public_unauthenticated_acknowledged: true",
+        ),
+        (
+            {"istio_gateway_jwt_issuer": "", "istio_gateway_source_ranges": ["10.0.0.1/8"]},
+            "istio_gateway_source_ranges: '10.0.0.1/8' has host bits set: write the network, '10.0.0.0/8'; "
+            "istio_gateway_jwt_enabled needs istio_gateway_jwt_issuer (the iss of the accepted tokens)",
+        ),
+        (
+            {"istio_gateway_jwt_jwks_uri": "http://keys.example.test/jwks.json"},
+            "istio_gateway_jwt_enabled needs exactly one of istio_gateway_jwt_jwks_uri and istio_gateway_jwt_jwks",
+        ),
+    ],
+    ids=["public-open-unauthenticated", "bad-cidr-no-issuer", "two-key-sources"],
+)
+def test_unsafe_exposure_fails_in_preflight_naming_the_variables(env: Env, extra: dict, message: str):
+    run = env.run(env.variables(**extra), tasks_from="preflight")
+    assert run.rc != 0
+    assert run.result("Check the gateway's exposure and authentication")["msg"].startswith(message), run.tail()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"istio_gateway_jwt_enabled": False, "istio_gateway_public_unauthenticated_acknowledged": True},
+        {"istio_gateway_jwt_enabled": False, "istio_gateway_internal": True},
+        {"istio_gateway_jwt_enabled": False, "istio_gateway_source_ranges": ["203.0.113.0/24"]},
+    ],
+    ids=["acknowledged", "internal", "source-ranges"],
+)
+def test_each_opt_out_passes_the_exposure_check_when_made_safe_or_acknowledged(env: Env, extra: dict):
+    run = env.run(env.variables(**extra), tasks_from="preflight")
+    assert_ok(run)
 
 
 def test_injection_reports_the_unreachable_injector_and_leaves_the_namespace_unlabelled(

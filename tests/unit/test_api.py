@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,6 +198,53 @@ def test_partial_or_absent_aws_keys_are_dropped_without_a_file(tmp_path):
     env = {"AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_PROFILE": "mine"}
     assert api.move_aws_keys(env, tmp_path) is None
     assert env == {"AWS_PROFILE": "mine"} and not (tmp_path / "credentials").exists()
+
+
+def test_secret_looking_variables_move_into_a_private_file(tmp_path):
+    env = {
+        "K8S_AUTH_API_KEY": "k8s-key", "CONTROLLER_OAUTH_TOKEN": "awx-token", "TOWER_PASSWORD": "pw",
+        "GITHUB_TOKEN": "gh", "MY_SERVICE_SECRET": "s", "DB_PASSPHRASE": "p", "VAULT_TOKEN": "v",
+        "TRITONFIL_VERIFY_TOKEN": "jwt", "SOME_API_KEY": "a", "x_private_key": "pk",
+        # not secrets: files named, ordinary settings
+        "AWS_SHARED_CREDENTIALS_FILE": "/run/credentials", "ANSIBLE_VAULT_PASSWORD_FILE": "/run/vault",
+        "AWS_PROFILE": "tritonfil", "KUBECONFIG": "/k", "PATH": "/usr/bin", "K8S_AUTH_HOST": "https://k8s",
+    }  # fmt: skip
+    secret = {k: v for k, v in env.items() if k not in (
+        "AWS_SHARED_CREDENTIALS_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "AWS_PROFILE", "KUBECONFIG", "PATH",
+        "K8S_AUTH_HOST")}  # fmt: skip
+    path = api.move_secret_variables(env, tmp_path)
+    assert json.loads(path.read_text()) == secret
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(env) == ["ANSIBLE_VAULT_PASSWORD_FILE", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "K8S_AUTH_HOST",
+                           "KUBECONFIG", "PATH"]  # fmt: skip
+    assert all(api.is_secret_name(k) for k in api.SECRET_VARIABLES)
+    assert api.move_secret_variables({"PATH": "/usr/bin"}, tmp_path / "none") is None
+
+
+def test_the_launcher_hands_the_variables_to_the_command(tmp_path):
+    path = tmp_path / "secret-env.json"
+    path.write_text(json.dumps({"K8S_AUTH_API_KEY": "k8s-key", "CONTROLLER_OAUTH_TOKEN": "awx-token"}))
+    code = "import os; print(os.environ['K8S_AUTH_API_KEY'], os.environ['CONTROLLER_OAUTH_TOKEN'], os.environ['KEEP'])"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tritonfil.secretenv", str(path), "--", sys.executable, "-c", code],
+        capture_output=True, text=True, env={"PATH": os.environ["PATH"], "KEEP": "kept"}, check=False,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "k8s-key awx-token kept\n"), proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "tritonfil.secretenv", str(tmp_path / "missing"), "--", "true"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("tritonfil.secretenv: cannot read"), bad.stderr
+
+
+def test_verify_and_deploy_carry_the_token_and_the_ca_bundle(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(api, "run_playbook", lambda playbook, **kw: calls.append((playbook, kw)))
+    api.verify(token="eyJhbGciOi.x.y", ca_bundle=tmp_path / "ca.pem", extravars={"a": 1})
+    api.deploy(token="t2")
+    api.verify()
+    assert calls[0][1]["extravars"] == {"a": 1, "tritonfil_verify_token": "eyJhbGciOi.x.y",
+                                        "tritonfil_verify_ca_bundle": str(tmp_path / "ca.pem")}  # fmt: skip
+    assert calls[1] == ("site.yml", {"action": "deploy", "extravars": {"tritonfil_verify_token": "t2"}})
+    assert calls[2] == ("playbooks/verify.yml", {"action": "verify"})
 
 
 def test_cmdline_for_check_diff_and_extravars_file():

@@ -182,8 +182,9 @@ def test_every_value_is_in_the_schema_and_documented_in_place_and_in_docs():
 def test_defaults_render_the_core_objects_only(render):
     objects = render()
     assert sorted(objects) == sorted(
-        ["ServiceAccount", "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod"]
-    )
+        ["ServiceAccount", "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Pod",
+         "NetworkPolicy"]
+    )  # fmt: skip
     for kinds in objects.values():
         for obj in kinds:
             assert obj["metadata"]["namespace"] == "triton"
@@ -611,17 +612,21 @@ DENIED_GRPC = [
 def test_istio_objects_only_when_enabled(render):
     objects = render()
     assert "Gateway" not in objects and "VirtualService" not in objects
-    objects = render({"istio": {"enabled": True}})
+    objects = render({"istio": ISTIO})
     gateway, vs = one(objects, "Gateway"), one(objects, "VirtualService")
     assert gateway["apiVersion"] == vs["apiVersion"] == "networking.istio.io/v1"
     assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
-    assert gateway["spec"]["servers"] == [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
+    # HTTPS on 443 only (REST and gRPC over TLS): no plain HTTP listener unless asked for.
+    assert gateway["spec"]["servers"] == [
+        {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
+         "tls": {"mode": "SIMPLE", "credentialName": "triton-tls", "minProtocolVersion": "TLSV1_2"}}
+    ]  # fmt: skip
     assert vs["spec"]["gateways"] == ["triton/triton"]
     assert vs["spec"]["hosts"] == ["*"]
 
 
 def test_virtual_service_routes_grpc_to_8001_and_http_to_8000_with_timeout_and_retries(render):
-    routes = {r["name"]: r for r in one(render({"istio": {"enabled": True}}), "VirtualService")["spec"]["http"]}
+    routes = {r["name"]: r for r in one(render({"istio": ISTIO}), "VirtualService")["spec"]["http"]}
     assert list(routes) == ["grpc", "http"]
     host = "triton.triton.svc.cluster.local"
     assert routes["grpc"]["route"] == [{"destination": {"host": host, "port": {"number": 8001}}}]
@@ -636,11 +641,15 @@ def test_virtual_service_routes_grpc_to_8001_and_http_to_8000_with_timeout_and_r
 
 
 def test_restricted_api_routes_inference_and_health_but_not_model_control(render):
-    routes = {r["name"]: r for r in one(render({"istio": {"enabled": True}}), "VirtualService")["spec"]["http"]}
+    routes = {r["name"]: r for r in one(render({"istio": ISTIO}), "VirtualService")["spec"]["http"]}
     # Envoy matches a route regex (RE2) against the whole path; these patterns use no RE2-only syntax.
     grpc_re = re.compile(routes["grpc"]["match"][0]["uri"]["regex"])
     http_re = re.compile(routes["http"]["match"][0]["uri"]["regex"])
     assert [p for p in ALLOWED_HTTP if not http_re.fullmatch(p)] == []
+# The Gateway by default: HTTPS only, with the certificate of a Secret the user names.
+ISTIO = {"enabled": True, "gateway": {"https": {"credentialName": "triton-tls"}}}
+
+
     assert [p for p in DENIED_HTTP if http_re.fullmatch(p)] == []
     assert [m for m in ALLOWED_GRPC if not grpc_re.fullmatch(GRPC + m)] == []
     assert [m for m in DENIED_GRPC if grpc_re.fullmatch(GRPC + m)] == []
@@ -650,25 +659,34 @@ def test_restricted_api_routes_inference_and_health_but_not_model_control(render
 
 
 def test_unrestricted_api_routes_by_prefix_and_retries_can_be_off(render):
-    values = {"istio": {"enabled": True, "virtualService": {"restrictApi": False, "retries": {"attempts": 0}}}}
+    values = {"istio": {**ISTIO, "virtualService": {"restrictApi": False, "retries": {"attempts": 0}}}}
     routes = {r["name"]: r for r in one(render(values), "VirtualService")["spec"]["http"]}
     assert routes["grpc"]["match"] == [{"uri": {"prefix": "/inference.GRPCInferenceService/"}}]
     assert routes["http"]["match"] == [{"uri": {"prefix": "/"}}]
     assert routes["http"]["retries"] == {"attempts": 0}
 
 
-def test_existing_gateway_and_tls(render):
+def test_existing_gateway_plain_http_and_tls_at_the_load_balancer(render):
     objects = render({"istio": {"enabled": True, "gateway": {"create": False, "existing": "istio-system/shared"}}})
     assert "Gateway" not in objects
     assert one(objects, "VirtualService")["spec"]["gateways"] == ["istio-system/shared"]
-    tls = {"enabled": True, "credentialName": "triton-cert", "httpsRedirect": True}
-    servers = one(render({"istio": {"enabled": True, "gateway": {"tls": tls}}}), "Gateway")["spec"]["servers"]
-    assert servers[0]["tls"] == {"httpsRedirect": True}
-    assert servers[1] == {
-        "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-        "hosts": ["*"],
-        "tls": {"mode": "SIMPLE", "credentialName": "triton-cert"},
-    }
+    # Plain HTTP only when enabled: served, or redirected to HTTPS.
+    gateway = {"https": {"credentialName": "triton-cert"}, "http": {"enabled": True}}
+    servers = one(render({"istio": {"enabled": True, "gateway": gateway}}), "Gateway")["spec"]["servers"]
+    assert [s["port"]["name"] for s in servers] == ["https", "http"] and "tls" not in servers[1]
+    gateway["http"]["httpsRedirect"] = True
+    servers = one(render({"istio": {"enabled": True, "gateway": gateway}}), "Gateway")["spec"]["servers"]
+    assert servers[1] == {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"],
+                          "tls": {"httpsRedirect": True}}  # fmt: skip
+    # TLS at an NLB with an ACM certificate: the gateway gets plain HTTP on 443 from it, no Secret.
+    at_lb = {"https": {"termination": "loadBalancer"}, "hosts": ["triton.example.com"]}
+    servers = one(render({"istio": {"enabled": True, "gateway": at_lb}}), "Gateway")["spec"]["servers"]
+    assert servers == [{"port": {"number": 443, "name": "https-terminated-at-lb", "protocol": "HTTP"},
+                        "hosts": ["triton.example.com"]}]  # fmt: skip
+    # The local environment's setting: plain HTTP only.
+    local = {"https": {"enabled": False}, "http": {"enabled": True}}
+    servers = one(render({"istio": {"enabled": True, "gateway": local}}), "Gateway")["spec"]["servers"]
+    assert servers == [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
 
 
 # -- monitoring, network policy, helm test ---------------------------------------------------------
@@ -689,21 +707,38 @@ def test_monitors_only_when_enabled(render):
     assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http-metrics"
 
 
-def test_network_policy_only_when_enabled(render):
-    assert "NetworkPolicy" not in render()
-    policies = {p["metadata"]["name"]: p["spec"] for p in render({"networkPolicy": {"enabled": True}})["NetworkPolicy"]}
+def test_network_policy_by_default_admits_the_gateway_and_the_scraper_and_egresses_to_dns_and_https(render):
+    assert "NetworkPolicy" not in render({"networkPolicy": {"enabled": False}})
+    policies = {p["metadata"]["name"]: p["spec"] for p in render()["NetworkPolicy"]}
     assert sorted(policies) == ["triton", "triton-test"]
     server_policy = policies["triton"]
     assert server_policy["podSelector"] == {
         "matchLabels": {"app.kubernetes.io/name": "triton", "app.kubernetes.io/instance": "triton"}
     }
-    assert server_policy["policyTypes"] == ["Ingress"]
-    inference, metrics = server_policy["ingress"]
+    assert server_policy["policyTypes"] == ["Ingress", "Egress"]
+    inference, test_pod, metrics = server_policy["ingress"]
     assert [p["port"] for p in inference["ports"]] == ["http", "grpc"]
     assert inference["from"] == [
-        {"podSelector": {}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}},
-    ]
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+         "podSelector": {"matchLabels": {"istio": "ingressgateway"}}},
+    ]  # fmt: skip
+    assert test_pod == {
+        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "triton-test",
+                                                  "app.kubernetes.io/instance": "triton"}}}],
+        "ports": [{"port": "http", "protocol": "TCP"}],
+    }  # fmt: skip
+    dns, https, istiod = server_policy["egress"]
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]  # fmt: skip
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    # S3 and STS over HTTPS, but not the instance metadata service (link-local).
+    assert https == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+                     "ports": [{"port": 443, "protocol": "TCP"}]}  # fmt: skip
+    assert istiod["ports"] == [{"port": 15012, "protocol": "TCP"}]
+    extra = [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 9000, "protocol": "TCP"}]}]
+    rendered = render({"networkPolicy": {"egress": {"istiod": False, "extra": extra}}})["NetworkPolicy"]
+    egress = next(p for p in rendered if p["metadata"]["name"] == "triton")["spec"]["egress"]
+    assert egress[2:] == extra and len(egress) == 3
     assert metrics == {
         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
         "ports": [{"port": "metrics", "protocol": "TCP"}],
@@ -736,6 +771,7 @@ def test_helm_test_pod_curls_readiness_on_the_service_and_is_not_a_server_endpoi
 
 
 def test_schema_rejects_a_wrong_type_naming_the_key(refuse):
+    # Only the ingress gateway's pods (both selectors in one peer: pods with that label in that namespace).
     err = refuse(None, "--set", "autoscaling.minReplicas=two")
     assert "values don't meet the specifications of the schema" in err
     assert "at '/autoscaling/minReplicas': got string, want integer" in err
@@ -867,8 +903,25 @@ def test_schema_rejects_bad_values(refuse, values, message):
             "istio.gateway.create is false: name the gateway to attach to in istio.gateway.existing",
         ),
         (
-            {"istio": {"enabled": True, "gateway": {"tls": {"enabled": True}}}},
-            "istio.gateway.tls.enabled needs istio.gateway.tls.credentialName",
+            {"istio": {"enabled": True}},
+            "istio.gateway.https.termination gateway needs istio.gateway.https.credentialName",
+        ),
+        (
+            {"istio": {"enabled": True, "gateway": {"https": {"enabled": False}}}},
+            "istio.gateway: neither istio.gateway.https.enabled nor istio.gateway.http.enabled",
+        ),
+        (
+            {"istio": {"enabled": True, "gateway": {"https": {"termination": "loadBalancer", "credentialName": "x"}}}},
+            "istio.gateway.https.credentialName is set but termination is loadBalancer",
+        ),
+        (
+            {
+                "istio": {
+                    "enabled": True,
+                    "gateway": {"https": {"enabled": False}, "http": {"enabled": True, "httpsRedirect": True}},
+                }
+            },
+            "istio.gateway.http.httpsRedirect needs istio.gateway.https.enabled",
         ),
         (
             {"metrics": {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": True}}},

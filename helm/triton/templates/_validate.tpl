@@ -101,11 +101,21 @@ template, so a guard fails any install, upgrade, template or lint.
 {{- if and (not $v.istio.gateway.create) (not $v.istio.gateway.existing) }}
 {{- fail "istio.gateway.create is false: name the gateway to attach to in istio.gateway.existing (namespace/name)" }}
 {{- end }}
-{{- if and $v.istio.gateway.tls.enabled (not $v.istio.gateway.tls.credentialName) }}
-{{- fail "istio.gateway.tls.enabled needs istio.gateway.tls.credentialName (a TLS Secret in the ingress gateway's namespace)" }}
+{{- $gw := $v.istio.gateway }}
+{{- if and $gw.create (not $gw.https.enabled) (not $gw.http.enabled) }}
+{{- fail "istio.gateway: neither istio.gateway.https.enabled nor istio.gateway.http.enabled: the Gateway would serve nothing" }}
 {{- end }}
-{{- if and $v.istio.gateway.tls.httpsRedirect (not $v.istio.gateway.tls.enabled) }}
-{{- fail "istio.gateway.tls.httpsRedirect needs istio.gateway.tls.enabled" }}
+{{- if and $gw.create $gw.https.enabled (eq $gw.https.termination "gateway") (not $gw.https.credentialName) }}
+{{- fail "istio.gateway.https.termination gateway needs istio.gateway.https.credentialName (a kubernetes.io/tls Secret in the ingress gateway's namespace), or termination loadBalancer (an NLB with an ACM certificate)" }}
+{{- end }}
+{{- if and $gw.create $gw.https.enabled (eq $gw.https.termination "loadBalancer") $gw.https.credentialName }}
+{{- fail "istio.gateway.https.credentialName is set but termination is loadBalancer (the NLB's ACM certificate is used): leave it empty" }}
+{{- end }}
+{{- if and $gw.http.httpsRedirect (not $gw.https.enabled) }}
+{{- fail "istio.gateway.http.httpsRedirect needs istio.gateway.https.enabled" }}
+{{- end }}
+{{- if and $gw.http.enabled $gw.https.enabled (eq (int $gw.http.port) (int $gw.https.port)) }}
+{{- fail "istio.gateway.http.port and istio.gateway.https.port must differ" }}
 {{- end }}
 {{- end }}
 
