@@ -609,6 +609,10 @@ DENIED_GRPC = [
 ]
 
 
+# The Gateway by default: HTTPS only, with the certificate of a Secret the user names.
+ISTIO = {"enabled": True, "gateway": {"https": {"credentialName": "triton-tls"}}}
+
+
 def test_istio_objects_only_when_enabled(render):
     objects = render()
     assert "Gateway" not in objects and "VirtualService" not in objects
@@ -646,10 +650,6 @@ def test_restricted_api_routes_inference_and_health_but_not_model_control(render
     grpc_re = re.compile(routes["grpc"]["match"][0]["uri"]["regex"])
     http_re = re.compile(routes["http"]["match"][0]["uri"]["regex"])
     assert [p for p in ALLOWED_HTTP if not http_re.fullmatch(p)] == []
-# The Gateway by default: HTTPS only, with the certificate of a Secret the user names.
-ISTIO = {"enabled": True, "gateway": {"https": {"credentialName": "triton-tls"}}}
-
-
     assert [p for p in DENIED_HTTP if http_re.fullmatch(p)] == []
     assert [m for m in ALLOWED_GRPC if not grpc_re.fullmatch(GRPC + m)] == []
     assert [m for m in DENIED_GRPC if grpc_re.fullmatch(GRPC + m)] == []
@@ -718,6 +718,7 @@ def test_network_policy_by_default_admits_the_gateway_and_the_scraper_and_egress
     assert server_policy["policyTypes"] == ["Ingress", "Egress"]
     inference, test_pod, metrics = server_policy["ingress"]
     assert [p["port"] for p in inference["ports"]] == ["http", "grpc"]
+    # Only the ingress gateway's pods (both selectors in one peer: pods with that label in that namespace).
     assert inference["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
          "podSelector": {"matchLabels": {"istio": "ingressgateway"}}},
@@ -771,7 +772,6 @@ def test_helm_test_pod_curls_readiness_on_the_service_and_is_not_a_server_endpoi
 
 
 def test_schema_rejects_a_wrong_type_naming_the_key(refuse):
-    # Only the ingress gateway's pods (both selectors in one peer: pods with that label in that namespace).
     err = refuse(None, "--set", "autoscaling.minReplicas=two")
     assert "values don't meet the specifications of the schema" in err
     assert "at '/autoscaling/minReplicas': got string, want integer" in err
