@@ -146,8 +146,8 @@ options:
     default: true
   endpoint_private_access:
     description:
-      - Serve the Kubernetes API inside the VPC too (C(vpc.clusterEndpoints.privateAccess)): nodes and pods reach it
-        without leaving the VPC.
+      - Serve the Kubernetes API inside the VPC too (C(vpc.clusterEndpoints.privateAccess)), so that nodes and pods
+        reach it without leaving the VPC.
     type: bool
     default: true
   public_access_cidrs:
