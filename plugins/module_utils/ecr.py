@@ -41,6 +41,9 @@ TRANSPORTS = (
 ABSENT = re.compile(
     r"manifest unknown|name unknown|MANIFEST_UNKNOWN|NAME_UNKNOWN|repository .* does not exist|not found"
 )
+# What says the registry was never asked (a credential helper of ~/.docker/config.json that cannot be run, ...):
+# whatever else the message holds ("executable file not found"), the image is not known to be absent.
+NOT_ASKED = re.compile(r"error getting credentials|getting username and password|executable file not found")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 Runner = Callable[[Sequence[str], dict], "tuple[int, str, str]"]
@@ -121,7 +124,7 @@ class Skopeo:
         argv = self._argv(*args, ref)
         rc, out, err = self.run(argv, {"LC_ALL": "C"})
         if rc != 0:
-            if ABSENT.search(err):
+            if ABSENT.search(err) and not NOT_ASKED.search(err):
                 return None
             raise EcrMirrorError(f"cannot read {ref}: {err.strip()}", argv, out, err)
         digest = out.strip()

@@ -159,7 +159,16 @@ def test_context_galaxy_requirements_pin_the_dependencies_and_ship_this_collecti
         manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
     assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("tritonfil", "eks", galaxy["version"])
     assert manifest["dependencies"] == galaxy["dependencies"]
-    for role in ("ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"):
+    for role in (
+        "ecr_image",
+        "s3_models",
+        "eks_gpu_cluster",
+        "karpenter",
+        "metrics_server",
+        "keda",
+        "istio",
+        "triton_release",
+    ):
         assert f"roles/{role}/tasks/main.yml" in names
     assert "helm/triton/Chart.yaml" in names  # triton_release's default chart path is inside the collection
     assert {"plugins/modules/eksctl_cluster.py", "plugins/modules/triton_ready.py"} <= names
@@ -286,8 +295,12 @@ def test_tools_are_the_versions_env_pins(arch):
     ]
 
 
-def test_install_tools_refuses_a_missing_istio_version():
-    proc = run_install_tools("--print", str(ROOT / "scripts" / "versions.env"), env={"ISTIO_VERSION": ""})
+def test_install_tools_refuses_a_missing_istio_version(tmp_path: Path):
+    # versions.env holds the pin (it wins over the environment); without it, and without ISTIO_VERSION set, refused.
+    pins = (ROOT / "scripts" / "versions.env").read_text().splitlines()
+    versions = tmp_path / "versions.env"
+    versions.write_text("\n".join(line for line in pins if not line.startswith("ISTIO_VERSION=")) + "\n")
+    proc = run_install_tools("--print", str(versions), env={"ISTIO_VERSION": ""})
     assert proc.returncode != 0
     assert "ISTIO_VERSION not set" in proc.stderr
 

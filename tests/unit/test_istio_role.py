@@ -15,6 +15,7 @@ import yaml
 from tritonfil.collection import pins
 
 ISTIO = pins()["ISTIO_VERSION"]
+JWKS_URI = "https://issuer.example.com/.well-known/jwks.json"
 
 PLAY = """
 - hosts: localhost
@@ -46,14 +47,30 @@ def run(run_playbook, tmp_path: Path, version: str, **variables):
     fake = tmp_path / "istioctl"
     fake.write_text(FAKE.replace("VERSION", version).replace("OUT", str(tmp_path / "iop.yaml")))
     fake.chmod(0o755)
-    extra = {"istio_istioctl_path": str(fake), **variables}
+    # The secure default: the gateway authenticates JWTs, so it needs the issuer and the keys.
+    jwt = {"istio_gateway_jwt_issuer": "https://issuer.example.com", "istio_gateway_jwt_jwks_uri": JWKS_URI}
+    extra = {"istio_istioctl_path": str(fake), **jwt, **variables}
     return run_playbook(PLAY, "-e", json.dumps(extra))
 
 
 def test_teardown_spec_mirrors_main(root: Path):
     specs = yaml.safe_load((root / "roles/istio/meta/argument_specs.yml").read_text())["argument_specs"]
     main, teardown = specs["main"]["options"], specs["teardown"]["options"]
-    assert set(main) - set(teardown) == {"istio_gateway_wait_for_address"}
+    # What only the gateway's creation reads (its listener, authentication and load balancer) is not teardown's.
+    only_main = set(main) - set(teardown)
+    assert only_main == {
+        "istio_gateway_wait_for_address",
+        "istio_gateway_internal",
+        "istio_gateway_source_ranges",
+        "istio_gateway_acm_certificate_arn",
+        "istio_gateway_jwt_enabled",
+        "istio_gateway_jwt_issuer",
+        "istio_gateway_jwt_jwks_uri",
+        "istio_gateway_jwt_jwks",
+        "istio_gateway_jwt_audiences",
+        "istio_gateway_public_unauthenticated_acknowledged",
+        "istio_jwks_blocked_cidrs",
+    }
     assert all(teardown[k] == main[k] for k in teardown)
 
 
@@ -81,7 +98,16 @@ def test_release_istioctl_of_istio_version_passes_and_renders_the_pinned_operato
             "tag": ISTIO,
             "meshConfig": {"accessLogFile": "/dev/stdout"},
             "components": {
-                "pilot": {"k8s": system, "enabled": True},
+                # istiod never fetches a JWKS from the metadata service or loopback (istio_jwks_blocked_cidrs)
+                "pilot": {
+                    "k8s": {
+                        **system,
+                        "env": [{"name": "BLOCKED_CIDRS_IN_JWKS_URIS", "value": "169.254.0.0/16,127.0.0.0/8"}],
+                    },
+                    "enabled": True,
+                },
+                # the CNI node agent instead of istio-init (NET_ADMIN): injected pods pass Pod Security restricted
+                "cni": {"enabled": True},
                 "ingressGateways": [
                     {
                         "name": "istio-ingressgateway",
@@ -128,7 +154,11 @@ def test_development_build_passes_when_allowed(run_playbook, tmp_path: Path):
 
 
 def test_missing_istioctl_fails_naming_the_variable(run_playbook, tmp_path: Path):
-    extra = {"istio_istioctl_path": str(tmp_path / "nope")}
+    extra = {
+        "istio_istioctl_path": str(tmp_path / "nope"),
+        "istio_gateway_jwt_issuer": "https://issuer.example.com",
+        "istio_gateway_jwt_jwks_uri": JWKS_URI,
+    }
     result = run_playbook(PLAY, "-e", json.dumps(extra))
     assert result.returncode != 0
     assert f"istio_istioctl_path: '{tmp_path / 'nope'}' cannot be run" in result.stdout, result.stdout
