@@ -53,11 +53,11 @@ $(WHEELHOUSE_STAMP): requirements/lock.txt pyproject.toml | $(SETUP_STAMP)
 	rm -f $(WHEELHOUSE)/.stamp-*; touch $@; \
 	echo "wheelhouse: $(WHEELHOUSE) in $$(( $$(date +%s) - start ))s"
 
-tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl) into the cache
+tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, helm, eksctl, istioctl, prometheus, karpenter, keda) into the cache
 	scripts/tools.sh
 
 tools-required: ## What the local environment, site.yml and the tests need (all of them: the istio role runs istioctl)
-	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus
+	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda
 
 lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-changelog lint, ansible-test sanity
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned binaries of the local environment into the tool cache.
 #
-#   scripts/tools.sh [--check] [TOOL ...]     TOOL in: debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus
+#   scripts/tools.sh [--check] [TOOL ...]     TOOL in: debian kubernetes etcd kwok metrics-server helm eksctl istioctl
+#                                                      prometheus karpenter keda
 #
 # Everything comes from the Go module proxy and is built here; nothing else is downloaded.
 # Cache: ${TRITONFIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tritonfil}/bin, one stamp file per
@@ -27,9 +28,9 @@ export GOPATH=${GOPATH:-$HOME/go}
 
 check_only=false
 if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
-ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus)
+ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda)
 # Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
-REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus)
+REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda)
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
 # buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine,
 # and ShellCheck for ansible-test's shellcheck sanity test (scripts/sanity.sh, run by `make lint`).
@@ -213,6 +214,44 @@ build_prometheus() {
 		"-X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE -X github.com/prometheus/common/version.Revision=$v" \
 		remove_all_sd,enable_kubernetes_sd
 	touch "$(stamp prometheus "$v")"
+}
+
+build_karpenter() {
+	local v=$KARPENTER_VERSION
+	have karpenter "$v" && return 0
+	$check_only && return 1
+	# Karpenter's core module with its kwok cloud provider (sigs.k8s.io/karpenter/kwok): it creates KWOK nodes
+	# from an instance-types file. The module asks for a newer Go patch release than the machine's; the Go
+	# proxy serves that toolchain (GOTOOLCHAIN downloads it once into the module cache).
+	GOTOOLCHAIN=$KARPENTER_GO_TOOLCHAIN wrapper karpenter "$v" "sigs.k8s.io/karpenter@$v" "" sigs.k8s.io/karpenter/kwok
+	GOTOOLCHAIN=$KARPENTER_GO_TOOLCHAIN gobuild "$BUILD/karpenter-$v" karpenter-kwok sigs.k8s.io/karpenter/kwok \
+		"-X sigs.k8s.io/karpenter/pkg/operator.Version=$v"
+	# The CRDs the controller needs, from the same module: the kwok copies of NodePool/NodeClaim (their CEL
+	# rules admit the karpenter.kwok.sh/* requirement keys) and KWOKNodeClass (its status defaults to Ready).
+	local mod=$GOPATH/pkg/mod/sigs.k8s.io/karpenter@$v dest=$SHARE/karpenter-$v/crds
+	rm -rf "$dest" && mkdir -p "$dest"
+	cp "$mod"/kwok/charts/crds/*.yaml "$mod/kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml" "$dest/"
+	chmod -R u+w "$SHARE/karpenter-$v"
+	touch "$(stamp karpenter "$v")"
+}
+
+build_keda() {
+	local v=$KEDA_VERSION
+	have keda "$v" && return 0
+	$check_only && return 1
+	# KEDA's go.mod has a replace and an exclude that apply only when it is the main module: build in a
+	# writable copy of the module (what `go install` cannot do), both commands from the same copy.
+	local src=$GOPATH/pkg/mod/github.com/kedacore/keda/v2@$v dir=$BUILD/keda-$v
+	[[ -f $src/go.mod ]] || go mod download github.com/kedacore/keda/v2@"$v"
+	rm -rf "$dir" && cp -r "$src" "$dir" && chmod -R u+w "$dir"
+	(cd "$dir" && go mod download) >"$LOG/keda.log" 2>&1 || { log "go mod download failed for keda: see $LOG/keda.log"; return 1; }
+	local ld="-X=github.com/kedacore/keda/v2/version.GitCommit=$v -X=github.com/kedacore/keda/v2/version.Version=${v#v}"
+	gobuild "$dir" keda-operator ./cmd/operator "$ld"
+	gobuild "$dir" keda-metrics-apiserver ./cmd/adapter "$ld"
+	local dest=$SHARE/keda-$v/crds
+	rm -rf "$dest" && mkdir -p "$dest" && cp "$dir"/config/crd/bases/*.yaml "$dest/"
+	rm -rf "$dir"
+	touch "$(stamp keda "$v")"
 }
 
 rc=0
