@@ -126,10 +126,16 @@ class LocalEnv:
     """Start, inspect and stop the local environment. All addresses are 127.0.0.1."""
 
     def __init__(
-        self, state_dir: Path | None = None, tools: Tools | None = None, nodes: int = 2, system_nodes: int = 1
+        self,
+        state_dir: Path | None = None,
+        tools: Tools | None = None,
+        nodes: int | None = None,
+        system_nodes: int = 1,
     ) -> None:
         self.state = Path(state_dir or default_state_dir())
         self.tools = tools or Tools()
+        # Static GPU nodes (a managed GPU node group that is always there). None: none when Karpenter is one of
+        # the components (GPU nodes then come and go with the pods, as with the inventories' defaults), else 2.
         self.nodes = nodes
         # Untainted nodes of the `system` node group (istiod, the gateway): see localenv/nodes.py.
         self.system_nodes = system_nodes
@@ -209,8 +215,8 @@ class LocalEnv:
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
 
     # -- components ----------------------------------------------------------------------------
-    def _start_moto(self, ep: dict[str, Any]) -> None:
-        port = free_port()
+    def _start_moto(self, ep: dict[str, Any], port: int | None = None) -> None:
+        port = port or free_port()
         moto = Path(sys.executable).parent / "moto_server"
         self._spawn("moto", [str(moto), "-H", "127.0.0.1", "-p", str(port)], {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
         ep["aws_endpoint_url"] = f"http://127.0.0.1:{port}"
@@ -340,8 +346,10 @@ class LocalEnv:
             )
         os.chmod(self.kubeconfig, 0o600)
         ep["kube_apiserver"] = f"https://127.0.0.1:{port}"
+        gpu_nodes = self.nodes if self.nodes is not None else (0 if "karpenter" in ep["components"] else 2)
+        ep["static_gpu_nodes"] = gpu_nodes
         self.kubectl(
-            "apply", "-f", "-", input_text=gpu_nodes_manifest(self.nodes, CLUSTER, REGION, system=self.system_nodes)
+            "apply", "-f", "-", input_text=gpu_nodes_manifest(gpu_nodes, CLUSTER, REGION, system=self.system_nodes)
         )
         self.kubectl("wait", "--for=condition=Ready", "node", "-l", "tritonfil.io/simulated=true", "--timeout=120s")
 
@@ -379,8 +387,88 @@ class LocalEnv:
         ep["prometheus"] = f"http://127.0.0.1:{port}"
         wait_for("Prometheus", lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 60, self.logs / "prometheus.log")
 
+    def _wait_crds(self, names: Sequence[str]) -> None:
+        """Until every CRD of NAMES is Established (`kubectl wait` fails while a new CRD has no conditions yet)."""
+        query = '{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}'
+
+        def established() -> bool:
+            out = self.kubectl("get", "crd", "-o", f"jsonpath={query}", check=False).stdout
+            done = {line.split("=")[0] for line in out.splitlines() if line.endswith("=True")}
+            return set(names) <= done
+
+        wait_for(f"CRDs {', '.join(names)} Established", established, 60)
+
+    def _start_karpenter(self, ep: dict[str, Any]) -> None:
+        """Karpenter with its kwok cloud provider (localenv/autoscalers.py): GPU nodes for pending pods."""
+        from tritonfil.localenv import autoscalers
+
+        if "kube_apiserver" not in ep:
+            raise LocalEnvError("the karpenter component needs the cluster (start it first)")
+        version = _versions()["KARPENTER_VERSION"]
+        binary = self.tools.path("karpenter-kwok")
+        self.kubectl("apply", "--server-side", "-f", str(self.tools.share(f"karpenter-{version}") / "crds"))
+        self._wait_crds(autoscalers.KARPENTER_CRDS)
+        types = autoscalers.write_instance_types(self.state / "karpenter" / "instance-types.json")
+        metrics, health = free_port(), free_port()
+        self._spawn(
+            "karpenter",
+            [str(binary)],
+            {
+                "KUBECONFIG": str(self.kubeconfig), "DISABLE_LEADER_ELECTION": "true", "LOG_LEVEL": "info",
+                "METRICS_PORT": str(metrics), "HEALTH_PROBE_PORT": str(health),
+                "INSTANCE_TYPES_FILE_PATH": str(types),
+            },
+        )  # fmt: skip
+        ep["karpenter"] = {"metrics": f"http://127.0.0.1:{metrics}", "health": f"http://127.0.0.1:{health}"}
+        wait_for("Karpenter", lambda: http_ok(f"http://127.0.0.1:{health}/readyz"), 60, self.logs / "karpenter.log")
+
+    def _start_keda(self, ep: dict[str, Any]) -> None:
+        """KEDA's operator and metrics API server (localenv/autoscalers.py); external.metrics.k8s.io through the
+        aggregator at localhost."""
+        from tritonfil.localenv import autoscalers
+
+        if "kube_apiserver" not in ep:
+            raise LocalEnvError("the keda component needs the cluster (start it first)")
+        version = _versions()["KEDA_VERSION"]
+        operator, adapter = self.tools.path("keda-operator"), self.tools.path("keda-metrics-apiserver")
+        self.kubectl("apply", "--server-side", "-f", str(self.tools.share(f"keda-{version}") / "crds"))
+        self._wait_crds(autoscalers.KEDA_CRDS)
+        certs = autoscalers.make_certs(self.state / "keda" / "certs")
+        cert_dir = certs["ca"].parent
+        env = {
+            "KUBECONFIG": str(self.kubeconfig), "WATCH_NAMESPACE": "", "POD_NAMESPACE": autoscalers.KEDA_NAMESPACE,
+            "KEDA_CLUSTER_OBJECT_NAMESPACE": autoscalers.KEDA_NAMESPACE,
+        }  # fmt: skip
+        grpc, op_metrics, op_health = free_port(), free_port(), free_port()
+        self._spawn(
+            "keda-operator",
+            [str(operator), "--leader-elect=false", "--enable-cert-rotation=false", f"--cert-dir={cert_dir}",
+             f"--metrics-bind-address=127.0.0.1:{op_metrics}", f"--health-probe-bind-address=127.0.0.1:{op_health}",
+             f"--metrics-service-bind-address=127.0.0.1:{grpc}", "--zap-log-level=info", "--zap-encoder=console"],
+            env,
+        )  # fmt: skip
+        secure, ad_metrics = free_port(), free_port()
+        kc = str(self.kubeconfig)
+        self._spawn(
+            "keda-metrics-apiserver",
+            [str(adapter), f"--secure-port={secure}", "--bind-address=127.0.0.1", f"--cert-dir={cert_dir}",
+             f"--tls-cert-file={certs['cert']}", f"--tls-private-key-file={certs['key']}", f"--kubeconfig={kc}",
+             f"--lister-kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+             f"--metrics-service-address=127.0.0.1:{grpc}", f"--port={ad_metrics}", "--zap-log-level=info",
+             "--zap-encoder=console"],
+            env,
+        )  # fmt: skip
+        ep["keda"] = {
+            "operator_health": f"http://127.0.0.1:{op_health}", "metrics_apiserver": f"https://127.0.0.1:{secure}",
+            "grpc": f"127.0.0.1:{grpc}",
+        }  # fmt: skip
+        log = self.logs / "keda-operator.log"
+        wait_for("KEDA operator", lambda: http_ok(f"http://127.0.0.1:{op_health}/readyz"), 90, log)
+        self.kubectl("apply", "-f", "-", input_text=autoscalers.keda_api_manifest(secure, certs["ca"]))
+        self.kubectl("wait", "--for=condition=Available", "--timeout=90s", f"apiservice/{autoscalers.KEDA_APISERVICE}")
+
     # -- public ----------------------------------------------------------------------------------
-    COMPONENTS = ("moto", "registry", "cluster", "pods", "prometheus")
+    COMPONENTS = ("moto", "registry", "cluster", "pods", "prometheus", "karpenter", "keda")
 
     def up(self, components: Sequence[str] = COMPONENTS, progress: Callable[[str], None] | None = None) -> dict:
         """Start every component (idempotent: a running environment is left as it is)."""
@@ -409,6 +497,8 @@ class LocalEnv:
             "cluster": self._start_cluster,
             "pods": self._start_pods,
             "prometheus": self._start_prometheus,
+            "karpenter": self._start_karpenter,
+            "keda": self._start_keda,
         }
         try:
             for name in components:
@@ -440,7 +530,9 @@ class LocalEnv:
                 proc = self.kubectl("get", "--raw=/readyz", check=False)
                 nodes = self.kubectl("get", "nodes", "-l", GPU_SELECTOR, "-o", "name", check=False).stdout.split()
                 out[name] = {
-                    "ok": proc.returncode == 0 and proc.stdout.strip() == "ok" and len(nodes) >= 1,
+                    "ok": proc.returncode == 0
+                    and proc.stdout.strip() == "ok"
+                    and len(nodes) >= ep.get("static_gpu_nodes", 1),
                     "endpoint": ep.get("kube_apiserver"),
                     "gpu_nodes": len(nodes),
                 }
@@ -459,6 +551,16 @@ class LocalEnv:
             elif name == "prometheus":
                 ok = http_ok(ep["prometheus"] + "/-/ready")
                 out[name] = {"ok": ok, "endpoint": ep["prometheus"], "pid": self._pid("prometheus")}
+            elif name == "karpenter":
+                ok = http_ok(ep["karpenter"]["health"] + "/readyz")
+                out[name] = {"ok": ok, "endpoint": ep["karpenter"]["metrics"], "pid": self._pid("karpenter")}
+            elif name == "keda":
+                api = self.kubectl("get", "--raw=/apis/external.metrics.k8s.io/v1beta1", check=False)
+                ok = http_ok(ep["keda"]["operator_health"] + "/readyz") and api.returncode == 0
+                out[name] = {
+                    "ok": ok, "endpoint": ep["keda"]["metrics_apiserver"],
+                    "pid": [self._pid("keda-operator"), self._pid("keda-metrics-apiserver")],
+                }  # fmt: skip
         return out
 
     def _last_pod_rows(self) -> list[dict[str, Any]]:
@@ -472,12 +574,57 @@ class LocalEnv:
             return json.loads(Path(self.endpoints()["pods_status"]).read_text())["pods"]
         return []
 
+    # -- faults (tests/integration/test_faults.py) ------------------------------------------------------
+    def restart_moto(self) -> None:
+        """Stop moto and start an empty one on the same endpoint: every AWS resource (buckets, ECR repositories,
+        EKS clusters, IAM roles) is gone, while everything outside moto (kubeconfig, cluster, registry) stays."""
+        ep = self.endpoints()
+        self._stop("moto")
+        self._start_moto(ep, int(ep["aws_endpoint_url"].rsplit(":", 1)[1]))
+
+    def restart_kube_apiserver(self, down: float = 0.0) -> None:
+        """Stop the cluster's kube-apiserver (SIGTERM, SIGKILL after 5 s: its graceful shutdown waits a minute for
+        open watches), leave it down DOWN seconds, start it again (kwokctl start
+        cluster: the components that are not running, with their own command lines) and wait until it is ready.
+        etcd and the other components keep running; kube-scheduler and kube-controller-manager exit when they
+        cannot renew their leader lease in time, and are started again then, as their supervisor on a control-plane
+        node would (watched for a lease duration after the API server is back)."""
+        pids = self.state / "kwok" / "clusters" / CLUSTER / "pids"
+        log = self.state / "kwok" / "clusters" / CLUSTER / "logs" / "kube-apiserver.log"
+
+        def running(name: str) -> bool:  # a zombie nobody reaps (its parent is the namespace's init) is not
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{int((pids / f'{name}.pid').read_text())}/stat").read_text()
+                return not stat.rsplit(") ", 1)[1].startswith("Z")
+            return False
+
+        def start() -> None:
+            proc = self._kwokctl("start", "cluster", f"--name={CLUSTER}", timeout=120)
+            if proc.returncode != 0:
+                raise LocalEnvError(f"kwokctl start cluster failed (rc={proc.returncode}): {proc.stderr.strip()}")
+
+        pid = int((pids / "kube-apiserver.pid").read_text())
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, LocalEnvError):
+                os.kill(pid, sig)
+                wait_for("kube-apiserver to stop", lambda: not running("kube-apiserver"), 5, log)
+        wait_for("kube-apiserver to stop", lambda: not running("kube-apiserver"), 25, log)
+        time.sleep(down)
+        start()
+        ready = lambda: self.kubectl("get", "--raw=/readyz", check=False).stdout.strip() == "ok"  # noqa: E731
+        wait_for("kube-apiserver ready again", ready, 120, log)
+        deadline = time.monotonic() + 20  # kube-controller-manager's and kube-scheduler's lease duration: 15 s
+        while time.monotonic() < deadline:
+            if not all(running(n) for n in ("kube-controller-manager", "kube-scheduler")):
+                start()
+            time.sleep(1)
+
     def down(self) -> list[str]:
         """Stop everything `up` started; remove the cluster. Returns what was stopped."""
         stopped = []
         # The pod runner stops its tritonserver processes on SIGTERM; what a killed runner left is killed here.
         leftover = [r.get("pid") for r in self._last_pod_rows()]
-        for name in ("prometheus", "pods", "registry", "moto"):
+        for name in ("keda-metrics-apiserver", "keda-operator", "karpenter", "prometheus", "pods", "registry", "moto"):
             if self._pid(name) is not None:
                 stopped.append(name)
             self._stop(name, grace=30.0 if name == "pods" else 10.0)

@@ -55,6 +55,7 @@ from typing import Any
 
 # -- the contract with the stages (localenv/stages.py) and with verify -------------------------------------
 ANN_READY = "tritonfil.io/process-ready"
+NODE_METRICS_PATH = "metrics.k8s.io/resource-metrics-path"
 ANN_RESTARTS = "tritonfil.io/restarts"
 ANN_STOPPED = "tritonfil.io/process-stopped"
 ANN_CONTAINER = "tritonfil.io/container"
@@ -498,6 +499,7 @@ class Runner:
         self.binary = tritonserver_binary()
         self._sts = None
         self._stop = threading.Event()
+        self._passes = 0
         self.status_file = settings.state / "pods" / "status.json"
 
     # kubernetes access
@@ -534,7 +536,26 @@ class Runner:
             proc.terminate(grace=5)
         self.write_status()
 
+    def annotate_new_nodes(self) -> None:
+        """Nodes that appear while the environment runs (Karpenter's, named at creation) get the annotation that
+        tells metrics-server kwok's per-node metrics path, as localenv/nodes.py gives the static ones: pods
+        there then have CPU metrics (the CPU HPA, `kubectl top`)."""
+        nodes = json.loads(self.api().list_node(_preload_content=False).data)["items"]
+        for node in nodes:
+            meta = node["metadata"]
+            ann = meta.get("annotations") or {}
+            if ann.get("kwok.x-k8s.io/node") == "fake" and NODE_METRICS_PATH not in ann:
+                path = f"/metrics/nodes/{meta['name']}/metrics/resource"
+                with contextlib.suppress(Exception):  # gone already, or a conflict: the next pass retries
+                    self.api().patch_node(meta["name"], {"metadata": {"annotations": {NODE_METRICS_PATH: path}}})
+
     def reconcile(self) -> None:
+        self._passes += 1
+        if self._passes % 3 == 1:
+            try:
+                self.annotate_new_nodes()
+            except Exception as exc:
+                print(f"[pods] annotating nodes failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         pods = self.api().list_pod_for_all_namespaces(_preload_content=False)
         items = json.loads(pods.data)["items"]
         seen = set()
@@ -700,7 +721,8 @@ class Runner:
         rows = [
             {
                 "pod": f"{p.namespace}/{p.name}", "pid": p.process.pid if p.running() else None,
-                "http": p.http() if p.ports else None, "restarts": p.restarts, "ready": p.ready_since is not None,
+                "http": p.http() if p.ports else None, "restarts": p.restarts,
+                "ready": p.ready_since is not None and not p.stopping,
                 "reason": p.reason, "log": str(p.log_path), "timing": p.timing,
             }
             for p in self.processes.values()
