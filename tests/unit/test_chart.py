@@ -192,7 +192,7 @@ def test_defaults_render_the_core_objects_only(render):
             assert labels["app.kubernetes.io/instance"] == "triton"
             assert labels["app.kubernetes.io/managed-by"] == "Helm"
             assert labels["app.kubernetes.io/version"] == "26.02"
-            assert labels["helm.sh/chart"] == "triton-0.2.0"
+            assert labels["helm.sh/chart"] == "triton-0.3.0"
 
 
 def test_default_args_use_explicit_model_control_and_load_every_model(render):
@@ -528,21 +528,54 @@ def test_hpa_behavior_passes_through_unchanged(render):
     assert "behavior" not in one(render({"autoscaling": {"behavior": None}}), "HorizontalPodAutoscaler")["spec"]
 
 
-def test_hpa_queue_time_pods_metric(render):
-    metrics = one(render({"autoscaling": {"tritonQueueMetric": {"enabled": True}}}), "HorizontalPodAutoscaler")["spec"][
-        "metrics"
-    ]
-    assert metrics[1] == {
-        "type": "Pods",
-        "pods": {
-            "metric": {"name": "triton_queue_time_us_per_request"},
-            "target": {"type": "AverageValue", "averageValue": "5000"},
-        },
-    }
-    only_queue = render(
-        {"autoscaling": {"targetCPUUtilizationPercentage": None, "tritonQueueMetric": {"enabled": True}}}
+KEDA = {"autoscaling": {"engine": "keda", "keda": {"serverAddress": "http://prometheus.monitoring.svc:9090"}}}
+
+
+def test_keda_renders_a_scaled_object_on_the_queue_time_and_no_hpa(render, tmp_path):
+    objects = render(KEDA)
+    assert "HorizontalPodAutoscaler" not in objects  # KEDA owns the HPA; two on one Deployment stop each other
+    so = one(objects, "ScaledObject")
+    assert so["apiVersion"] == "keda.sh/v1alpha1"
+    spec = so["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "triton"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 4)
+    assert spec["fallback"] == {"failureThreshold": 3, "replicas": 1, "behavior": "currentReplicasIfHigher"}
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "Value"
+    meta = trigger["metadata"]
+    assert meta["serverAddress"] == "http://prometheus.monitoring.svc:9090"
+    assert meta["threshold"] == "5000" and meta["ignoreNullValues"] == "true"
+    # The query is the chart's file, rendered for the release (one source: tests read it from the ScaledObject).
+    template = (CHART / "files" / "queue-time.promql").read_text().strip()
+    expected = (
+        template.replace("{{ .Release.Namespace }}", "triton").replace("{{ .Release.Name }}", "triton")
+        .replace("{{ .Values.autoscaling.keda.window }}", "1m")
+    )  # fmt: skip
+    assert meta["query"] == expected
+    assert meta["query"] == (
+        'sum(rate(nv_inference_queue_duration_us{namespace="triton",release="triton"}[1m])) / '
+        'sum(rate(nv_inference_request_success{namespace="triton",release="triton"}[1m]))'
     )
-    assert [m["type"] for m in one(only_queue, "HorizontalPodAutoscaler")["spec"]["metrics"]] == ["Pods"]
+    # The Deployment sets no replica count (the autoscaler's choice survives upgrades).
+    assert "replicas" not in one(objects, "Deployment")["spec"]
+
+
+def test_keda_options_pausing_authentication_and_a_query_of_ones_own(render):
+    so = one(
+        render({"autoscaling": {"engine": "keda", "keda": {
+            "serverAddress": "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1",
+            "authenticationRef": "amp", "awsRegion": "us-east-1", "pausedReplicas": 0,
+            "queueTimeTargetMicroseconds": 2500, "window": "2m",
+            "query": 'sum(rate(my_queue_us{job="{{ .Release.Name }}"}[{{ .Values.autoscaling.keda.window }}]))',
+        }}}),
+        "ScaledObject",
+    )  # fmt: skip
+    assert so["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "0"}
+    (trigger,) = so["spec"]["triggers"]
+    assert trigger["authenticationRef"] == {"name": "amp"}
+    assert trigger["metadata"]["awsRegion"] == "us-east-1" and trigger["metadata"]["threshold"] == "2500"
+    assert trigger["metadata"]["query"] == 'sum(rate(my_queue_us{job="triton"}[2m]))'
 
 
 def test_without_autoscaling_the_deployment_sets_replicas(render):
@@ -698,13 +731,16 @@ def test_monitors_only_when_enabled(render):
     pm = one(render({"metrics": {"podMonitor": {"enabled": True, "labels": {"release": "kps"}}}}), "PodMonitor")
     assert pm["apiVersion"] == "monitoring.coreos.com/v1"
     assert pm["metadata"]["labels"]["release"] == "kps"
+    # The `release` label the queue-time query (autoscaling.keda) selects on, from the pods' instance label.
+    release = [{"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"], "targetLabel": "release"}]
     assert pm["spec"]["podMetricsEndpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s", "relabelings": release}
     ]
     assert pm["spec"]["namespaceSelector"] == {"matchNames": ["triton"]}
     objects = render({"metrics": {"serviceMonitor": {"enabled": True}}})
     assert "PodMonitor" not in objects
     assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["relabelings"] == release
 
 
 def test_network_policy_by_default_admits_the_gateway_and_the_scraper_and_egresses_to_dns_and_https(render):
@@ -887,8 +923,15 @@ def test_schema_rejects_bad_values(refuse, values, message):
         ),
         (
             {"autoscaling": {"targetCPUUtilizationPercentage": None}},
-            "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage or "
-            "autoscaling.tritonQueueMetric.enabled",
+            "autoscaling.engine hpa needs autoscaling.targetCPUUtilizationPercentage",
+        ),
+        (
+            {"autoscaling": {"engine": "keda"}},
+            "autoscaling.engine keda needs autoscaling.keda.serverAddress",
+        ),
+        (
+            {"autoscaling": {"engine": "keda", "minReplicas": 0, "keda": {"serverAddress": "http://p:9090"}}},
+            "autoscaling.minReplicas must be at least 1 with autoscaling.engine keda",
         ),
         (
             {"podDisruptionBudget": {"minAvailable": 1}},

@@ -153,3 +153,11 @@ retries:
   retryOn: {{ $vs.retries.retryOn }}
   {{- end }}
 {{- end }}
+
+{{/*
+The queue-time PromQL of the ScaledObject: autoscaling.keda.query, else files/queue-time.promql, as a
+template (namespace, release name, window).
+*/}}
+{{- define "triton.queueTimeQuery" -}}
+{{- tpl (default (.Files.Get "files/queue-time.promql") .Values.autoscaling.keda.query) . | trim }}
+{{- end }}

@@ -26,8 +26,19 @@ template, so a guard fails any install, upgrade, template or lint.
 {{- if gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- end }}
-{{- if and (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) (not $v.autoscaling.tritonQueueMetric.enabled) }}
-{{- fail "autoscaling.enabled needs a metric: set autoscaling.targetCPUUtilizationPercentage or autoscaling.tritonQueueMetric.enabled" }}
+{{- if and (eq $v.autoscaling.engine "hpa") (lt (int $v.autoscaling.minReplicas) 1) }}
+{{- fail "autoscaling.minReplicas must be at least 1 with autoscaling.engine hpa (an HPA does not scale to zero)" }}
+{{- end }}
+{{- if and (eq $v.autoscaling.engine "hpa") (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) }}
+{{- fail "autoscaling.engine hpa needs autoscaling.targetCPUUtilizationPercentage (or autoscaling.engine keda: Triton's queue time)" }}
+{{- end }}
+{{- if eq $v.autoscaling.engine "keda" }}
+{{- if not $v.autoscaling.keda.serverAddress }}
+{{- fail "autoscaling.engine keda needs autoscaling.keda.serverAddress: the Prometheus that scrapes the Triton pods (or autoscaling.engine hpa: CPU)" }}
+{{- end }}
+{{- if lt (int $v.autoscaling.minReplicas) 1 }}
+{{- fail "autoscaling.minReplicas must be at least 1 with autoscaling.engine keda: with no pod there is no queue time to scale up on; to scale the release to zero set autoscaling.keda.pausedReplicas: 0" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
