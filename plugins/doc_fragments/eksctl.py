@@ -10,7 +10,7 @@ options:
   eksctl_path:
     description:
       - The eksctl executable, as a path or a name looked up on E(PATH).
-      - The local environment points this at C(scripts/eksctl-sim), a simulator backed by moto's EKS API.
+      - The local environment points this at C(tritonfil-eksctl-sim), a simulator backed by moto's EKS API.
     type: str
     default: eksctl
   region:

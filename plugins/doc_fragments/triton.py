@@ -51,6 +51,6 @@ options:
     type: float
     default: 10.0
 notes:
-  - Requires the C(tritonclient) Python package (C(tritonclient[all]) for both protocols) on the
+  - Requires the C(tritonclient) Python package (C(tritonclient[http,grpc]) for both protocols) on the
     host that runs the module.
 """

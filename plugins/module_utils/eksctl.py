@@ -305,6 +305,7 @@ def render_cluster_config(
     with_oidc: bool = True,
     service_accounts: Sequence[dict[str, Any]] = (),
     security: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ClusterConfig (eksctl.io/v1alpha5) from the module's options.
 
@@ -314,12 +315,18 @@ def render_cluster_config(
     none rendered = EKS's default, any address), envelope encryption of Secrets (``secretsEncryption.keyARN``).
     Each node group gets ``volumeEncrypted`` (+ ``volumeKmsKeyID``) and ``disablePodIMDS`` (eksctl then requires
     IMDSv2 with a hop limit of 1: pods on the pod network cannot reach the node role's credentials) unless its
-    ``volume_encrypted`` / ``disable_pod_imds`` say false."""
+    ``volume_encrypted`` / ``disable_pod_imds`` say false. TAGS become ``metadata.tags`` (the stacks' tags, which
+    CloudFormation puts on the VPC, subnets and security groups it creates)."""
     sec = {**SECURITY_DEFAULTS, **{k: v for k, v in (security or {}).items() if v is not None}}
     config: dict[str, Any] = {
         "apiVersion": "eksctl.io/v1alpha5",
         "kind": "ClusterConfig",
-        "metadata": {"name": name, "region": region, "version": str(version)},
+        "metadata": {
+            "name": name,
+            "region": region,
+            "version": str(version),
+            **({"tags": {str(k): str(v) for k, v in tags.items()}} if tags else {}),
+        },
         "iam": {"withOIDC": bool(with_oidc)},
         "vpc": {
             "clusterEndpoints": {

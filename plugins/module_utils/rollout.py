@@ -12,6 +12,12 @@ the model that failed to load there, on EKS as locally).
 ``Helm`` wraps the helm CLI for what kubernetes.core.helm does not do: ``rollback`` to the previous revision
 (and ``uninstall`` of a first install that never worked), the explicit form of ``helm --atomic`` - which would
 delete the failed pods, and with them the evidence, before anyone could read it.
+
+``recover_pending`` repairs what a helm killed mid-operation leaves: its newest revision stays ``pending-install``,
+``pending-upgrade`` or ``pending-rollback`` forever, and every later ``helm upgrade`` fails with "another operation
+(install/upgrade/rollback) is in progress". A pending upgrade or rollback is rolled back to the newest good
+revision (what served before keeps serving, and what part of the interrupted change reached the cluster is
+reverted); a pending first install, with no good revision to return to, is uninstalled (it never served).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 RESTART_LIMIT = 3
+PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 REASON_ANNOTATION = "tritonfil.io/process-reason"
 # Triton's log lines that say why a model or the server failed.
 ERROR_LINE = re.compile(r"(failed to load|UNAVAILABLE|error:|Error|E\d{4} )", re.IGNORECASE)
@@ -107,6 +115,9 @@ class Rollout:
     pods: list[PodState]
     complete: bool
     failed: str = ""  # why it cannot complete
+    # Complete up to capacity: the replicas the scheduler cannot place (e.g. the NodePool's GPU limit reached),
+    # reported, not waited for.
+    pending: list[PodState] = field(default_factory=list)
 
     def summary(self) -> str:
         return f"{self.ready}/{self.replicas} ready, {self.updated} updated, {self.available} available"
@@ -127,11 +138,18 @@ def assess(deployment: dict | None, pods: Sequence[dict]) -> Rollout:
     current = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
     states = [pod_state(p) for p in pods]
     complete = current and updated == want and ready == want and available == want and total == want
+    # Every pod is of the current template and the old ones are gone, but some cannot be placed (an autoscaler asked
+    # for more replicas than the cluster's GPUs can hold): the rollout is as complete as the cluster allows. Not so
+    # during a change of template - the old pods then stay (maxUnavailable 0) and this never holds.
+    unplaced = [p for p in states if not p.ready and not p.deleting and p.reason.startswith("unschedulable")]
+    pending: list[PodState] = []
+    if not complete and current and updated == want and total == want and ready >= 1 and ready + len(unplaced) >= want:
+        complete, pending = True, unplaced
     failed = ""
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             failed = f"progress deadline exceeded: {cond.get('message', '')}"
-    return Rollout(meta["name"], want, updated, ready, available, states, complete, failed)
+    return Rollout(meta["name"], want, updated, ready, available, states, complete, failed, pending)
 
 
 def new_pods(rollout: Rollout, deployment: dict | None, replicasets: Sequence[dict]) -> list[PodState]:
@@ -156,12 +174,40 @@ def wait_rollout(
     restart_limit: int = RESTART_LIMIT,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    api: str = "the Kubernetes API server",
 ) -> Rollout:
-    """Poll until the rollout completes; raise RolloutError explaining why it cannot."""
+    """Poll until the rollout completes; raise RolloutError explaining why it cannot.
+
+    A read that fails for want of an answer (API, at its address: connection refused, a timeout, a 5xx while it
+    restarts) is not the rollout's failure: polling goes on until the deadline, and only then does the error say
+    that API has not answered, since when, and the last state it showed (details: unreachable=True). A refusal
+    (HTTP 4xx but 429: credentials, RBAC) is raised at once.
+    """
     deadline = clock() + timeout
+    seen: Rollout | None = None
+    silent_since: float | None = None
     while True:
-        deployment, pods, replicasets = read()
-        rollout = assess(deployment, pods)
+        try:
+            deployment, pods, replicasets = read()
+        except Exception as exc:
+            status = getattr(exc, "status", None)
+            if isinstance(status, int) and 400 <= status < 500 and status != 429:
+                raise
+            now = clock()
+            silent_since = now if silent_since is None else silent_since
+            if now > deadline:
+                error = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+                last = f"{seen.summary()} when last seen" if seen else "no state read yet"
+                raise RolloutError(
+                    f"Deployment {seen.deployment if seen else '?'} rollout not confirmed after {timeout:.0f}s: {api}"
+                    f" has not answered for {now - silent_since:.0f}s ({error}); {last}",
+                    rollout=seen,
+                    unreachable=True,
+                ) from exc
+            sleep(interval)
+            continue
+        silent_since = None
+        rollout = seen = assess(deployment, pods)
         if rollout.complete:
             return rollout
         fresh = new_pods(rollout, deployment, replicasets)
@@ -212,10 +258,11 @@ class Helm:
             raise RolloutError(f"helm history {release} failed (rc={rc}): {(err or out).strip()}", command=argv)
         return json.loads(out or "[]")
 
-    def rollback(self, release: str, namespace: str, revision: int, timeout: str) -> list[str]:
+    def rollback(self, release: str, namespace: str, revision: int, timeout: str, wait: bool = True) -> list[str]:
         argv = self._argv(
-            "rollback", release, str(revision), f"--namespace={namespace}", "--wait", f"--timeout={timeout}"
-        )
+            "rollback", release, str(revision), f"--namespace={namespace}", *(["--wait"] if wait else []),
+            f"--timeout={timeout}",
+        )  # fmt: skip
         self._check(argv, f"helm rollback {release} {revision}")
         return argv
 
@@ -233,3 +280,64 @@ def previous_good(history: Sequence[dict], current: int) -> int | None:
         if int(h["revision"]) < current and h.get("status") in ("superseded", "deployed")
     ]
     return max(good) if good else None
+
+
+def helm_time(text: str) -> float | None:
+    """Seconds since the epoch of a time helm prints (Go RFC 3339, nanoseconds: ``2026-12-01T22:45:47.98595Z``)."""
+    found = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", str(text).strip())
+    if not found:
+        return None
+    base, fraction, zone = found.groups()
+    stamp = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return stamp.timestamp() + float(f"0.{fraction}" if fraction else 0)
+
+
+def pending_revision(history: Sequence[dict]) -> dict | None:
+    """The newest revision of HISTORY when helm left it pending (an interrupted operation), else None."""
+    if not history:
+        return None
+    newest = max(history, key=lambda h: int(h["revision"]))
+    return newest if newest.get("status") in PENDING else None
+
+
+def recover_pending(
+    helm: Helm,
+    release: str,
+    namespace: str,
+    timeout: str,
+    *,
+    grace: float = 30.0,
+    check: bool = False,
+    interval: float = 2.0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict | None:
+    """Recover RELEASE when its newest revision was left pending; None when it is not pending.
+
+    A pending revision younger than GRACE seconds may be another run's helm at work: it is watched until it is
+    GRACE old (or no longer pending) before anything is done. With CHECK, nothing is done or waited for: the
+    result says what would be. Returns {status, revision, action: rollback|uninstall, to (0 for uninstall)}.
+    """
+    history = helm.history(release, namespace)
+    pending = pending_revision(history)
+    while not check and pending is not None:
+        started = helm_time(pending.get("updated", ""))
+        if started is None or clock() - started >= grace:
+            break
+        sleep(interval)
+        history = helm.history(release, namespace)
+        pending = pending_revision(history)
+    if pending is None:
+        return None
+    revision = int(pending["revision"])
+    good = previous_good(history, revision)
+    action = "rollback" if good is not None else "uninstall"
+    out = {"status": pending["status"], "revision": revision, "action": action, "to": good or 0}
+    if check:
+        return out
+    if good is not None:
+        # No --wait: the upgrade that follows, and the rollout wait after it, judge the pods.
+        helm.rollback(release, namespace, good, timeout, wait=False)
+    else:
+        helm.uninstall(release, namespace, timeout)
+    return out

@@ -162,6 +162,13 @@ options:
       - KMS key ARN for envelope encryption of Kubernetes Secrets (C(secretsEncryption.keyARN)). Cannot be removed
         once set.
     type: str
+  tags:
+    description:
+      - Tags of the cluster's CloudFormation stacks (C(metadata.tags)), which CloudFormation puts on what they
+        create (VPC, subnets, security groups), e.g. C(karpenter.sh/discovery) for Karpenter's subnet and security
+        group selectors. Applied at creation.
+    type: dict
+    default: {}
   kubeconfig:
     description:
       - Write the cluster's kubeconfig to this path (mode 0600). Not written when omitted or O(state=absent).
@@ -377,7 +384,7 @@ def ensure_present(module, eksctl, result):
     else:
         config = render_cluster_config(
             name, p["region"], p["version"], p["nodegroups"], p["with_oidc"], p["service_accounts"],
-            security={k: p[k] for k in SECURITY_OPTIONS},
+            security={k: p[k] for k in SECURITY_OPTIONS}, tags=p["tags"],
         )  # fmt: skip
     problems = validate_config(config, name, p["region"])
     if problems:
@@ -430,7 +437,8 @@ def main():
         endpoint_public_access=dict(type="bool", default=True),
         endpoint_private_access=dict(type="bool", default=True),
         public_access_cidrs=dict(type="list", elements="str", default=[]),
-        secrets_kms_key_arn=dict(type="str"),
+        secrets_kms_key_arn=dict(type="str", no_log=False),
+        tags=dict(type="dict", default={}),
         kubeconfig=dict(type="path"),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1800),

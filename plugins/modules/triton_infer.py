@@ -12,6 +12,10 @@ description:
     computed, within O(atol) and O(rtol).
   - Then it measures latency over O(requests) sequential requests of O(batch_size) rows and
     reports p50/p99 and rows per second.
+  - With O(retry_timeout), a check that got no answer (the server went away or was not ready - e.g. its process
+    restarted - rather than answered wrongly) is made again, from the first model, once the server and its models
+    are ready again, until O(retry_timeout) seconds have passed; RV(retried) lists every attempt that got no answer.
+    A wrong answer is never asked again.
   - Read-only; never reports a change. In check mode it runs exactly as in a normal run
     (inference does not modify the server).
 version_added: 0.1.0
@@ -67,6 +71,12 @@ options:
   seed:
     description:
       - Seed for the random inputs built from metadata.
+    type: int
+    default: 0
+  retry_timeout:
+    description:
+      - Seconds within which checks that got no answer are made again once the server is ready again (see the
+        description); C(0) fails at the first one.
     type: int
     default: 0
 attributes:
@@ -154,10 +164,17 @@ failed_models:
   type: list
   elements: str
   sample: []
+retried:
+  description: Why each attempt that was made again got no answer (with O(retry_timeout)); empty when none was.
+  returned: always
+  type: list
+  elements: str
+  sample: ["inference on model lgb_multiclass on http://127.0.0.1:8000 failed: connection closed."]
 """
 
 import json
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tritonfil.eks.plugins.module_utils.triton import (
@@ -167,6 +184,7 @@ from ansible_collections.tritonfil.eks.plugins.module_utils.triton import (
     TritonError,
     check_model,
     parse_model_spec,
+    wait_ready,
 )
 
 try:
@@ -217,6 +235,7 @@ def main():
         atol=dict(type="float"),
         rtol=dict(type="float"),
         seed=dict(type="int", default=0),
+        retry_timeout=dict(type="int", default=0),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -234,6 +253,36 @@ def main():
         module.fail_json(msg=f"requests must be 0 or more, got {params['requests']}")
     if params["reference_dir"] and not os.path.isdir(params["reference_dir"]):
         module.fail_json(msg=f"reference_dir {params['reference_dir']} is not a directory")
+    deadline = time.monotonic() + params["retry_timeout"]
+    retried = []
+    while True:
+        try:
+            reports, failed = check_all(module, params)
+            break
+        except TritonError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or exc.operation in ("parse url", "connect", "parse"):  # a setting, not a moment
+                module.fail_json(msg=exc.message, url=params["url"], models=exc.result or [], retried=retried,
+                                 failed_models=[r["name"] for r in exc.result or [] if r["failures"]])  # fmt: skip
+            retried.append(exc.message)
+            try:  # until the server answers again (a restarted process loads its models first)
+                with TritonClient.from_params(params) as client:
+                    wait_ready(client, timeout=left)
+            except TritonError:
+                pass  # the next attempt fails and says why, or the deadline has passed
+    if failed:
+        reasons = "; ".join(f"model {r['name']}: {', '.join(r['failures'])}" for r in failed)
+        module.fail_json(
+            msg=f"inference check failed for {len(failed)} of {len(reports)} model(s): {reasons}",
+            models=reports,
+            failed_models=[r["name"] for r in failed],
+            retried=retried,
+        )
+    module.exit_json(changed=False, models=reports, failed_models=[], retried=retried)
+
+
+def check_all(module, params):
+    """(reports, failed reports) of every model; a TritonError carries the reports made so far as its result."""
     reports = []
     failed = []
     try:
@@ -263,15 +312,9 @@ def main():
                 if report["failures"]:
                     failed.append(report)
     except TritonError as exc:
-        module.fail_json(msg=exc.message, url=params["url"], models=reports, failed_models=[r["name"] for r in failed])
-    if failed:
-        reasons = "; ".join(f"model {r['name']}: {', '.join(r['failures'])}" for r in failed)
-        module.fail_json(
-            msg=f"inference check failed for {len(failed)} of {len(reports)} model(s): {reasons}",
-            models=reports,
-            failed_models=[r["name"] for r in failed],
-        )
-    module.exit_json(changed=False, models=reports, failed_models=[])
+        exc.result = reports
+        raise
+    return reports, failed
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ EXAMPLES = r"""
 RETURN = r"""
 replicas:
   description:
-    - One entry per pod - name, node, phase, ready, restarts, deleting, reason, http_url, grpc_url, metrics_url,
+    - One entry per pod - name, node, phase, ready, restarts, deleting, pending (the scheduler cannot place it),
+      reason, http_url, grpc_url, metrics_url,
       model_repository (the repository its tritonserver serves, the model revision).
   returned: success
   type: list
@@ -77,12 +78,21 @@ ready:
   type: list
   elements: str
 not_ready:
-  description: Names of the replicas that are not ready, with why (C(name: reason)).
+  description:
+    - "Names of the replicas that are not ready, with why (C(name: reason)); those the scheduler cannot place are in
+      RV(pending) instead."
+  returned: success
+  type: list
+  elements: str
+pending:
+  description:
+    - "The replicas the scheduler cannot place (PodScheduled False), C(name: reason), with the newest warning event
+      about the pod (the scheduler's, or Karpenter's - e.g. all instance types exceed the NodePool's limits)."
   returned: success
   type: list
   elements: str
 endpoints:
-  description: The ready replicas that publish an address, as C({name: "replica POD", url: HTTP_URL}).
+  description: 'The ready replicas that publish an address, as C({name: "replica POD", url: HTTP_URL}).'
   returned: success
   type: list
   elements: dict
@@ -99,7 +109,9 @@ try:
 except ImportError:  # pragma: no cover - reported by the module
     HAS_KUBERNETES = False
 
-HTTP, GRPC, METRICS = "tritonfil.io/http-address", "tritonfil.io/grpc-address", "tritonfil.io/metrics-address"
+HTTP = "tritonfil.io/http-address"
+GRPC = "tritonfil.io/grpc-address"
+METRICS = "tritonfil.io/metrics-address"
 REASON = "tritonfil.io/process-reason"
 
 
@@ -110,12 +122,12 @@ def replica(pod):
     ready = bool(conditions.get("Ready") and conditions["Ready"].status == "True") and not meta.deletion_timestamp
     restarts = sum(cs.restart_count or 0 for cs in (status.container_statuses or []))
     reason = annotations.get(REASON, "")
+    unscheduled = conditions.get("PodScheduled")
     if not ready and not reason:
         waiting = [
             f"{cs.name}: {cs.state.waiting.reason}" for cs in (status.container_statuses or [])
             if cs.state and cs.state.waiting and cs.state.waiting.reason
         ]  # fmt: skip
-        unscheduled = conditions.get("PodScheduled")
         if unscheduled and unscheduled.status == "False":
             reason = f"unschedulable: {unscheduled.message or unscheduled.reason}"
         elif waiting:
@@ -131,12 +143,31 @@ def replica(pod):
         "ready": ready,
         "restarts": restarts,
         "deleting": meta.deletion_timestamp is not None,
+        "pending": bool(unscheduled and unscheduled.status == "False"),
         "reason": "" if ready else reason,
         "http_url": f"http://{annotations[HTTP]}" if HTTP in annotations else None,
         "grpc_url": annotations.get(GRPC),
         "metrics_url": f"http://{annotations[METRICS]}/metrics" if METRICS in annotations else None,
         "model_repository": model_repository(spec),
     }
+
+
+def last_warning(core, namespace, pod):
+    """ "; EVENT" for the newest Warning event about POD (the scheduler's or Karpenter's), else ""."""
+    try:
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items
+    except Exception:  # events are a courtesy: the PodScheduled condition already says why
+        return ""
+    warnings = [e for e in events if e.type == "Warning" and e.message]
+    if not warnings:
+        return ""
+
+    def when(e):
+        return str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp or "")
+
+    newest = max(warnings, key=when)
+    source = (newest.source.component if newest.source else None) or newest.reporting_component or "event"
+    return f"; {source}: {newest.message.strip()[:300]}"
 
 
 def model_repository(spec):
@@ -182,11 +213,17 @@ def main():
         if len(ready) >= p["wait_for"] or time.monotonic() > deadline:
             break
         time.sleep(2)
-    not_ready = [f"{r['name']}: {r['reason']}" for r in replicas if not r["ready"] and not r["deleting"]]
+    not_ready = [
+        f"{r['name']}: {r['reason']}" for r in replicas if not r["ready"] and not r["deleting"] and not r["pending"]
+    ]
+    pending = [f"{r['name']}: {r['reason']}{last_warning(core, p['namespace'], r['name'])}" for r in replicas
+               if r["pending"] and not r["deleting"]]  # fmt: skip
     endpoints = [
         {"name": f"replica {r['name']}", "url": r["http_url"]} for r in replicas if r["ready"] and r["http_url"]
     ]
-    result = dict(changed=False, replicas=replicas, ready=ready, not_ready=not_ready, endpoints=endpoints)
+    result = dict(
+        changed=False, replicas=replicas, ready=ready, not_ready=not_ready, pending=pending, endpoints=endpoints
+    )
     if len(ready) < p["wait_for"]:
         module.fail_json(
             msg=(

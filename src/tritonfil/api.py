@@ -59,7 +59,9 @@ __all__ = [
     "move_aws_keys",
     "move_secret_variables",
     "plan",
+    "model_history",
     "resolve_inventory",
+    "rollback",
     "run_playbook",
     "teardown",
     "verify",
@@ -71,6 +73,8 @@ ACTIONS: dict[str, str] = {
     "verify": "playbooks/verify.yml",
     "teardown": "playbooks/teardown.yml",
     "plan": "site.yml",
+    "rollback": "playbooks/rollback.yml",
+    "history": "playbooks/history.yml",
 }
 PROJECT_ENV = "TRITONFIL_PROJECT"
 #: Environment variables moved from the child's environment into a shared-credentials file.
@@ -806,3 +810,25 @@ def plan(**kwargs: Any) -> RunResult | RunHandle:
     kwargs.setdefault("check", True)
     kwargs.setdefault("diff", True)
     return run_playbook(ACTIONS["plan"], action="plan", **kwargs)
+
+
+def rollback(revision: str | None = None, *, token: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
+             **kwargs: Any) -> RunResult | RunHandle:  # fmt: skip
+    """Go back to an earlier model revision: ``playbooks/rollback.yml`` - the release deployed with REVISION (default
+    the one deployed before the live one), then verified against that revision's own references and made live. A
+    revision that is not in the index is refused naming the ones there are. TOKEN and CA_BUNDLE as for `deploy`."""
+    extra = {**_endpoint_access(token, ca_bundle), "tritonfil_rollback_revision": str(revision or "")}
+    return run_playbook(ACTIONS["rollback"], action="rollback", **_common(kwargs, extra))
+
+
+def history(**kwargs: Any) -> RunResult | RunHandle:
+    """The model revisions in S3 (read-only): ``playbooks/history.yml``; ``model_history(result)`` is the list."""
+    return run_playbook(ACTIONS["history"], action="history", **kwargs)
+
+
+def model_history(result: RunResult) -> list[dict[str, Any]]:
+    """The revisions a `history` run read, newest first: {revision, created, deployed, models, size, live, serving}."""
+    for facts in result.facts.values():
+        if "tritonfil_model_history" in facts:
+            return list(facts["tritonfil_model_history"])
+    return []

@@ -74,7 +74,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     # up creates the namespace; exec needs it; down/status with no namespace have nothing isolated to enter.
     _reexec_in_local_netns({"up": "create", "exec": "error"}.get(args.action, "none"))
-    env = localenv.LocalEnv(nodes=getattr(args, "nodes", 2))
+    env = localenv.LocalEnv(nodes=getattr(args, "nodes", None))
     if args.action == "up":
         ep = env.up(progress=lambda m: print(f"[local] {m}", file=sys.stderr))
         print(json.dumps({k: ep[k] for k in sorted(ep) if k != "versions"}, indent=2))
@@ -184,6 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
         if args.command == "teardown":
             kwargs.update(delete_bucket=args.yes_delete_bucket, delete_repository=args.yes_delete_repository)
+        if args.command == "rollback":
+            kwargs.update(revision=args.revision)
         try:
             progress = Progress(sys.stderr, args.command, verbose=args.verbose > 0)
         except ValueError as e:  # a bad TRITONFIL_HEARTBEAT
@@ -197,13 +199,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     assert isinstance(result, api.RunResult)
     progress.finish(result.status)
     stages = progress.stages()
+    history = api.model_history(result) if args.command == "history" else None
     if args.json:
-        print(json.dumps(summary_document(result, stages, progress.task_stages), indent=2))
+        doc = summary_document(result, stages, progress.task_stages)
+        if history is not None:
+            doc["model_history"] = history
+        print(json.dumps(doc, indent=2))
     else:
         render_summary(result, stages, sys.stdout, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
+        if history is not None:
+            print("\n".join(history_table(history)))
     if not result.ok:
         print(f"tritonfil: {result.summary_line()}", file=sys.stderr)
     return _exit_status(result)
+
+
+def history_table(history: list[dict[str, Any]]) -> list[str]:
+    """The revisions as the history playbook prints them (the collection's revision_table filter, one home)."""
+    import importlib
+
+    from tritonfil import collection
+
+    collection.root()
+    filters = importlib.import_module(f"{collection.PACKAGE}.plugins.filter.revisions")
+    return filters.revision_table(history) if history else ["no model revision"]
 
 
 def _positive_int(text: str) -> int:
@@ -221,6 +240,8 @@ RUN_HELP = {
     "verify": "readiness and inference checks (playbooks/verify.yml)",
     "teardown": "remove everything deploy created (playbooks/teardown.yml)",
     "plan": "what deploy would change (site.yml --check --diff)",
+    "rollback": "go back to an earlier model revision, verified like a deploy (playbooks/rollback.yml)",
+    "history": "the model revisions in S3: deployed, live, serving, models (playbooks/history.yml, read-only)",
 }
 RUN_EXAMPLES = {
     "deploy": [
@@ -242,6 +263,14 @@ RUN_EXAMPLES = {
     "plan": [
         ("tritonfil plan -i aws", "what deploy would change (nothing once converged)"),
         ("tritonfil plan -i aws --json | jq '.changes'", "the changes as JSON"),
+    ],
+    "rollback": [
+        ("tritonfil rollback -i aws", "back to the revision deployed before the live one"),
+        ("tritonfil rollback -i aws 3f2a9c0d1e2b4a56", "back to that revision (tritonfil history lists them)"),
+    ],
+    "history": [
+        ("tritonfil history -i aws", "the revisions, newest first, which is live and which is served"),
+        ("tritonfil history -i aws --json | jq '.model_history'", "as JSON"),
     ],
 }
 
@@ -298,6 +327,11 @@ def _add_run_parsers(sub: Any) -> None:
         p.add_argument(
             "-v", "--verbose", action="count", default=0, help="every task in the progress; -vv... to ansible"
         )
+        if name == "rollback":
+            p.add_argument(
+                "revision", nargs="?", default=None, metavar="REVISION",
+                help="the revision to go back to (default: the one deployed before the live one)",
+            )  # fmt: skip
         if name == "teardown":
             p.add_argument("--yes-delete-bucket", action="store_true", help="also delete the S3 model bucket")
             p.add_argument("--yes-delete-repository", action="store_true", help="also delete the ECR repository")
@@ -359,7 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="the offline local environment (moto, registry, KWOK cluster, tritonserver)")
     lsub = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = lsub.add_parser("up", help="start every component (idempotent)")
-    up.add_argument("--nodes", type=int, default=2, help="simulated GPU nodes (default 2)")
+    up.add_argument(
+        "--nodes", type=int, default=None,
+        help="static simulated GPU nodes, a node group always there (default 0: Karpenter brings them with the pods)",
+    )  # fmt: skip
     lsub.add_parser("down", help="stop everything `up` started")
     lsub.add_parser("status", help="health of each component (exit 0 all ok, 1 some failing, 3 down)")
     ex = lsub.add_parser("exec", help="run CMD inside the environment's network namespace with its variables")

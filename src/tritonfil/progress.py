@@ -45,7 +45,9 @@ __all__ = [
     "summary_document",
 ]
 
-_DEPLOY = ("ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release")
+_DEPLOY = (
+    "ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release",
+)  # fmt: skip
 #: The stages of each action, in the order they run (tests/unit/test_progress.py checks them against
 #: playbooks/deploy.yml, playbooks/verify.yml, playbooks/teardown.yml and site.yml).
 STAGES: dict[str, tuple[str, ...]] = {
@@ -53,6 +55,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "plan": (*_DEPLOY, "verify"),
     "verify": ("verify",),
     "teardown": tuple(reversed(_DEPLOY)),
+    "rollback": ("triton_release", "verify"),
 }
 #: The phase before the first stage: input validation and the stages' preflight checks.
 PREFLIGHT = "preflight"

@@ -2,7 +2,7 @@
 
 1. In a terminal (a pseudo-terminal of 150x45, TERM=xterm-256color): `tritonfil deploy --tags
    ecr_image,s3_models` with a heartbeat every second (TRITONFIL_HEARTBEAT=1). The screen output shows the
-   stage counter (``stage 1/7 ecr_image``, ``stage 2/7 s3_models``), the spinner status line with the
+   stage counter (``stage 1/9 ecr_image``, ``stage 2/9 s3_models``), the spinner status line with the
    running task, at least one ``still waiting: TASK (…)`` heartbeat line during a task that runs longer
    than a second, and the final rich summary table. The transcript is kept in the test's directory.
 2. The same run again with ``--json``, stdout a pipe: stdout is one JSON document (the converged rerun
@@ -84,15 +84,15 @@ def test_deploy_in_a_terminal_shows_the_stage_counter_and_heartbeats_then_json(l
     assert "\x1b[" in screen  # rich styled it: a terminal was detected
 
     # The stage counter, in order, each stage closed with its time and counts.
-    assert re.search(r"\[ *[0-9.ms]+\] stage 1/7 ecr_image \.\.\.", text), text[-6000:]
-    assert re.search(r"\[ *[0-9.ms]+\] stage 2/7 s3_models \.\.\.", text), text[-6000:]
-    assert text.index("stage 1/7 ecr_image ...") < text.index("stage 2/7 s3_models ...")
-    assert re.search(r"stage 1/7 ecr_image: done in [0-9.ms]+ \(ok \d+", text), text[-6000:]
-    before = text[: text.index("stage 1/7 ecr_image ...")]  # validation and preflight: not numbered
+    assert re.search(r"\[ *[0-9.ms]+\] stage 1/9 ecr_image \.\.\.", text), text[-6000:]
+    assert re.search(r"\[ *[0-9.ms]+\] stage 2/9 s3_models \.\.\.", text), text[-6000:]
+    assert text.index("stage 1/9 ecr_image ...") < text.index("stage 2/9 s3_models ...")
+    assert re.search(r"stage 1/9 ecr_image: done in [0-9.ms]+ \(ok \d+", text), text[-6000:]
+    before = text[: text.index("stage 1/9 ecr_image ...")]  # validation and preflight: not numbered
     assert "preflight (the inputs and every stage's checks) ..." in before
-    assert not re.search(r"stage \d/7 \w+ \.\.\.", before), before
+    assert not re.search(r"stage \d/9 \w+ \.\.\.", before), before
     # The status line: spinner, stage with its time, the running task with its time.
-    assert re.search(rf"[{SPINNER}] stage 2/7 s3_models [0-9.ms]+ · total [0-9.ms]+ · .+ \([0-9.ms]+\)", text), text[
+    assert re.search(rf"[{SPINNER}] stage 2/9 s3_models [0-9.ms]+ · total [0-9.ms]+ · .+ \([0-9.ms]+\)", text), text[
         -6000:
     ]
     # At least one heartbeat during a task that ran longer than the 1 s interval.
@@ -100,8 +100,8 @@ def test_deploy_in_a_terminal_shows_the_stage_counter_and_heartbeats_then_json(l
     assert beats, text[-6000:]
     # The summary: a rich table with both stages and the five not run.
     assert re.search(r"deploy: successful \(rc=0\) in ", text)
-    assert re.search(r"│\s+1/7\s+│\s+ecr_image\s+│\s+[0-9.ms]+\s+│", text), text[-4000:]
-    assert len(re.findall(r"│\s+[3-7]/7\s+│\s+\w+\s+│\s+-\s+│.*not run", text)) == 5, text[-4000:]
+    assert re.search(r"│\s+1/9\s+│\s+ecr_image\s+│\s+[0-9.ms]+\s+│", text), text[-4000:]
+    assert len(re.findall(r"│\s+[3-9]/9\s+│\s+\w+\s+│\s+-\s+│.*not run", text)) == 7, text[-4000:]
 
     # Again, for a script: --json on a pipe.
     proc = subprocess.run(
@@ -119,4 +119,4 @@ def test_deploy_in_a_terminal_shows_the_stage_counter_and_heartbeats_then_json(l
     assert doc["hosts"]["localhost"]["changed"] == 0
     # stderr is no terminal: plain timestamped lines, no escape sequences.
     assert "\x1b[" not in proc.stderr
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[ *[0-9.ms]+\] stage 2/7 s3_models \.\.\.$", proc.stderr, re.M)
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[ *[0-9.ms]+\] stage 2/9 s3_models \.\.\.$", proc.stderr, re.M)

@@ -133,14 +133,14 @@ def assert_nothing_secret_left(host_state: Host) -> None:
 
 
 def assert_no_temp_leftovers(host_state: Host) -> None:
-    """ansible's remote temp dirs, the ECR login dir, eksctl's config file: all removed by the runs."""
+    """ansible's remote temp dirs, the ECR login dir (plugins/module_utils/ecr.py: tritonfil-ecr-*), eksctl's config
+    file: all removed by the runs."""
     left = [
         str(p.relative_to(host_state.work))
         for d in host_state.temp_dirs()
         if d.exists()
         for p in d.iterdir()
-        if p.name.startswith(("ansible-tmp-", "ansible-local-", "eksctl-", ".kubeconfig-"))
-        or p.name.endswith(".ecr_image")
+        if p.name.startswith(("ansible-tmp-", "ansible-local-", "eksctl-", ".kubeconfig-", "tritonfil-ecr-"))
     ]
     assert left == []
 

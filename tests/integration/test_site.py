@@ -51,7 +51,7 @@ CONFIRM = (
     "-e",
     "tritonfil_teardown_confirm_delete_repository=true",
 )
-STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
 # The third inventory: the user's values and nothing else (cf. inventory/local/group_vars/all/main.yml).
 USER_VALUES = [
     "tritonfil_region", "tritonfil_name", "tritonfil_namespace", "ecr_image_repository_name", "s3_models_bucket",

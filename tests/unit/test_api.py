@@ -280,6 +280,30 @@ def test_plan_is_site_yml_in_check_and_diff_mode(monkeypatch):
     ]
 
 
+def test_rollback_and_history_run_their_playbooks(monkeypatch):
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(api, "run_playbook", lambda book, **kw: calls.append((book, kw)))
+    api.rollback("3f2a9c0d1e2b4a56", inventory="aws", token="t")
+    api.rollback()
+    api.history(inventory="aws")
+    assert calls == [
+        ("playbooks/rollback.yml", {"action": "rollback", "inventory": "aws", "extravars": {
+            "tritonfil_verify_token": "t", "tritonfil_rollback_revision": "3f2a9c0d1e2b4a56"}}),
+        ("playbooks/rollback.yml", {"action": "rollback", "extravars": {"tritonfil_rollback_revision": ""}}),
+        ("playbooks/history.yml", {"action": "history", "inventory": "aws"}),
+    ]  # fmt: skip
+
+
+def test_model_history_reads_the_fact_the_history_playbook_sets(tmp_path):
+    history = [{"revision": "a" * 16, "deployed": "2026-12-01T10:00:00Z", "models": ["m"], "live": True,
+                "serving": True}]  # fmt: skip
+    result = api.RunResult("history", "playbooks/history.yml", "successful", 0, {}, [], [], tmp_path, "x", 1.0,
+                           facts={"localhost": {"tritonfil_model_history": history}})  # fmt: skip
+    assert api.model_history(result) == history
+    empty = api.RunResult("history", "playbooks/history.yml", "failed", 2, {}, [], [], tmp_path, "x", 1.0)
+    assert api.model_history(empty) == []
+
+
 def test_top_level_exports():
     import tritonfil
 

@@ -32,7 +32,7 @@ AWX_TYPES = {
     "integer": int,
     "float": (float, int),
 }
-SURVEYS = ["deploy", "verify", "teardown"]
+SURVEYS = ["deploy", "verify", "teardown", "rollback"]
 
 
 @functools.cache
@@ -164,11 +164,13 @@ def test_templates_run_the_right_playbooks_with_existing_surveys():
         "tritonfil plan": ("site.yml", "check", "deploy"),
         "tritonfil verify": ("playbooks/verify.yml", "run", "verify"),
         "tritonfil teardown": ("playbooks/teardown.yml", "run", "teardown"),
+        "tritonfil model history": ("playbooks/history.yml", "run", ""),
+        "tritonfil rollback": ("playbooks/rollback.yml", "run", "rollback"),
     }
     assert templates["tritonfil plan"]["diff_mode"] is True
     for t in templates.values():
         assert (ROOT / t["playbook"]).is_file(), t
-        assert (AWX / "surveys" / f"{t['survey']}.yml").is_file(), t
+        assert not t["survey"] or (AWX / "surveys" / f"{t['survey']}.yml").is_file(), t
 
 
 def test_playbook_specs_are_used_when_present():

@@ -184,10 +184,10 @@ def test_json_prints_one_document_and_nothing_else_on_stdout(monkeypatch, capsys
     assert [(s["name"], s["ran"], s["changed"]) for s in doc["stages"]][:2] == [
         ("ecr_image", True, 1), ("s3_models", False, 0),
     ]  # fmt: skip
-    assert len(doc["stages"]) == 7
+    assert len(doc["stages"]) == 9
     assert doc["changes"] == [{"host": "localhost", "task": "Mirror the image", "stage": "ecr_image"}]
     assert doc["artifact_dir"] == "/runs/artifacts/deploy-1"
-    assert "stage 1/7 ecr_image ..." in err  # the progress still goes to stderr
+    assert "stage 1/9 ecr_image ..." in err  # the progress still goes to stderr
 
 
 def test_json_of_a_run_that_could_not_start(capsys):
@@ -225,7 +225,8 @@ def test_help_lists_examples_and_exit_codes(capsys):
     assert "examples:\n  tritonfil deploy " in text
     assert "tritonfil deploy -i aws --timeout 3600 --json > deploy.json" in text
     assert (
-        "stages (7, each a tag): ecr_image, s3_models, eks_gpu_cluster, metrics_server, istio, triton_release" in text
+        "stages (9, each a tag): ecr_image, s3_models, eks_gpu_cluster, karpenter, "
+        "metrics_server, keda, istio, triton_release" in text
     )
     for code, meaning in cli.EXIT_CODES.items():
         assert re.search(rf"^  {code}\s+{re.escape(meaning)}$", text, re.M), (code, text)

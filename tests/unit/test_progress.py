@@ -140,23 +140,29 @@ def test_stages_are_numbered_against_the_actions_stage_list(utc):
     assert lines(out) == [
         "2027-01-15 08:00:00 [    0.0s] preflight (the inputs and every stage's checks) ...",
         "2027-01-15 08:00:02 [    2.0s] preflight: done in 2.0s (ok 2)",
-        "2027-01-15 08:00:02 [    2.0s] stage 1/7 ecr_image ...",
+        "2027-01-15 08:00:02 [    2.0s] stage 1/9 ecr_image ...",
         "2027-01-15 08:00:06 [    6.0s]   changed: Mirror the image (localhost)",
-        "2027-01-15 08:00:06 [    6.0s] stage 1/7 ecr_image: done in 4.0s (changed 1)",
-        "2027-01-15 08:00:06 [    6.0s] stage 2/7 s3_models ...",
-        "2027-01-15 08:00:10 [     10s] stage 2/7 s3_models: done in 4.0s (skipped 1)",
-        "2027-01-15 08:00:10 [     10s] stage 3/7 eks_gpu_cluster ...",
-        "2027-01-15 08:04:22 [   4m22s] stage 3/7 eks_gpu_cluster: done in 4m12s (ok 1)",
-        "2027-01-15 08:04:22 [   4m22s] stage 7/7 verify ...",
+        "2027-01-15 08:00:06 [    6.0s] stage 1/9 ecr_image: done in 4.0s (changed 1)",
+        "2027-01-15 08:00:06 [    6.0s] stage 2/9 s3_models ...",
+        "2027-01-15 08:00:10 [     10s] stage 2/9 s3_models: done in 4.0s (skipped 1)",
+        "2027-01-15 08:00:10 [     10s] stage 3/9 eks_gpu_cluster ...",
+        "2027-01-15 08:04:22 [   4m22s] stage 3/9 eks_gpu_cluster: done in 4m12s (ok 1)",
+        "2027-01-15 08:04:22 [   4m22s] stage 9/9 verify ...",
         "2027-01-15 08:04:25 [   4m25s]   FAILED Wait until ready on localhost: not READY after 3s",
-        "2027-01-15 08:04:26 [   4m26s] stage 7/7 verify: done in 4.0s (failed 1)",
+        "2027-01-15 08:04:26 [   4m26s] stage 9/9 verify: done in 4.0s (failed 1)",
         "2027-01-15 08:04:26 [   4m26s] total 4m26s (failed)",
     ]
     reports = {s.name: s for s in p.stages()}
     assert [s.name for s in p.stages()] == [PREFLIGHT, *STAGES["deploy"]]
     assert (reports["ecr_image"].status, reports["ecr_image"].changed, reports["ecr_image"].elapsed) == ("ok", 1, 4.0)
     assert (reports["verify"].status, reports["verify"].failed) == ("failed", 1)
-    assert [s.name for s in p.stages() if not s.ran] == ["metrics_server", "istio", "triton_release"]
+    assert [s.name for s in p.stages() if not s.ran] == [
+        "karpenter",
+        "metrics_server",
+        "keda",
+        "istio",
+        "triton_release",
+    ]
 
 
 def test_teardown_counts_its_stages_in_reverse_order(utc):
@@ -175,9 +181,9 @@ def test_teardown_counts_its_stages_in_reverse_order(utc):
     )  # fmt: skip
     assert [line.split("] ", 1)[1] for line in lines(out) if line.endswith("...")] == [
         "preflight (the inputs and every stage's checks) ...",
-        "stage 1/6 triton_release ...",
-        "stage 4/6 eks_gpu_cluster ...",
-        "stage 6/6 ecr_image ...",
+        "stage 1/8 triton_release ...",
+        "stage 6/8 eks_gpu_cluster ...",
+        "stage 8/8 ecr_image ...",
     ]
     assert {s.name: s.elapsed for s in p.stages() if s.ran} == {
         PREFLIGHT: 2.0, "triton_release": 3.0, "eks_gpu_cluster": 4.0, "ecr_image": 2.0,
@@ -328,7 +334,7 @@ def test_terminal_mode_prints_through_rich_without_timestamps():
     text = out.getvalue()
     assert "\x1b[" in text  # styled
     assert ANSI.sub("", text).splitlines() == [
-        "[    0.0s] stage 1/7 ecr_image ...",
+        "[    0.0s] stage 1/9 ecr_image ...",
         "[    3.0s]   changed: Mirror the image (localhost)",
     ]
 
@@ -364,7 +370,7 @@ def test_status_line_fits_the_terminal_shortening_the_task():
         p.close()
     (line,) = cap.get().splitlines()
     assert len(line) <= 72
-    assert line[1:].startswith(" stage 3/7 eks_gpu_cluster 4m10s · total 4m10s · Ensure the E"), line
+    assert line[1:].startswith(" stage 3/9 eks_gpu_cluster 4m10s · total 4m10s · Ensure the E"), line
     assert line.endswith("… (4m00s)"), line
 
 
@@ -389,13 +395,15 @@ def test_plain_summary_has_a_stage_table(utc):
         "deploy: failed (rc=2) in 266.0s",
         "    #  stage             time  ok  changed  failed  skipped  result",
         "       preflight         2.0s   2        0       0        0  ok",
-        "  1/7  ecr_image         4.0s   0        1       0        0  ok",
-        "  2/7  s3_models         4.0s   0        0       0        1  ok",
-        "  3/7  eks_gpu_cluster  4m12s   1        0       0        0  ok",
-        "  4/7  metrics_server       -                                not run",
-        "  5/7  istio                -                                not run",
-        "  6/7  triton_release       -                                not run",
-        "  7/7  verify            4.0s   0        0       1        0  failed",
+        "  1/9  ecr_image         4.0s   0        1       0        0  ok",
+        "  2/9  s3_models         4.0s   0        0       0        1  ok",
+        "  3/9  eks_gpu_cluster  4m12s   1        0       0        0  ok",
+        "  4/9  karpenter            -                                not run",
+        "  5/9  metrics_server       -                                not run",
+        "  6/9  keda                 -                                not run",
+        "  7/9  istio                -                                not run",
+        "  8/9  triton_release       -                                not run",
+        "  9/9  verify            4.0s   0        0       1        0  failed",
         "  localhost  ok=5 changed=1 failed=1 unreachable=0 skipped=0 rescued=0 ignored=0",
         "  failed: task 'Wait until ready' failed on localhost: not READY",
         "  artifacts: /runs/artifacts/deploy-1",
@@ -409,8 +417,8 @@ def test_terminal_summary_is_a_rich_table(utc):
     render_summary(result(), p.stages(), out, tty=True)
     text = ANSI.sub("", out.getvalue())
     assert "deploy: failed (rc=2) in 4m26s" in text
-    assert re.search(r"│\s+3/7\s+│\s+eks_gpu_cluster\s+│\s+4m12s\s+│", text), text
-    assert re.search(r"│\s+4/7\s+│\s+metrics_server\s+│\s+-\s+│.*not run", text), text
+    assert re.search(r"│\s+3/9\s+│\s+eks_gpu_cluster\s+│\s+4m12s\s+│", text), text
+    assert re.search(r"│\s+5/9\s+│\s+metrics_server\s+│\s+-\s+│.*not run", text), text
     assert "failed: task 'Wait until ready' failed on localhost: not READY" in text
     plain_out = io.StringIO()
     render_summary(result(), p.stages(), plain_out, tty=False)

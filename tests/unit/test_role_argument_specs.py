@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
 
 # Valid values for every required variable of each role, so one case can break exactly one thing. Connection
 # settings (region, endpoint, kubeconfig) are module_defaults, not role variables, and the inputs from earlier
@@ -17,7 +17,9 @@ REQUIRED = {
     "ecr_image": {},
     "s3_models": {"s3_models_bucket": "models-bucket"},
     "eks_gpu_cluster": {"eks_gpu_cluster_name": "c1"},
+    "karpenter": {},
     "metrics_server": {},
+    "keda": {},
     "istio": {},
     "triton_release": {},
 }
@@ -26,7 +28,9 @@ WRONG_TYPE = {
     "ecr_image": ("ecr_image_scan_on_push", "sometimes"),
     "s3_models": ("s3_models_versioning", "maybe"),
     "eks_gpu_cluster": ("eks_gpu_cluster_nodes_max", "lots"),
+    "karpenter": ("karpenter_gpu_limit", "plenty"),
     "metrics_server": ("metrics_server_wait_timeout", "soon"),
+    "keda": ("keda_wait_timeout", "later"),
     "istio": ("istio_profile", "fancy"),
     "triton_release": ("triton_release_models", {"not": "a list"}),
 }

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "metrics_server", "istio", "triton_release"]
+ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
 
 # What each role publishes: the stage's contract (playbooks/vars/wiring.yml wires it into later stages), and the
 # teardown entry point's result.
@@ -34,8 +34,14 @@ PUBLISHED = {
         "s3_models_sync",
         "s3_models_teardown",
     },
-    "eks_gpu_cluster": {"eks_gpu_cluster_kubeconfig_path", "eks_gpu_cluster_triton_role_arn"},
+    "eks_gpu_cluster": {
+        "eks_gpu_cluster_kubeconfig_path",
+        "eks_gpu_cluster_triton_role_arn",
+        "eks_gpu_cluster_karpenter_role_arn",
+    },
+    "karpenter": {"karpenter_node_role_arn", "karpenter_interruption_queue_arn", "karpenter_nodepool"},
     "metrics_server": set(),
+    "keda": set(),
     "istio": {"istio_gateway_address", "istio_gateway"},
     "triton_release": {"triton_release_endpoint"},
 }

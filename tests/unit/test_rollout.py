@@ -144,6 +144,28 @@ def test_not_complete_while_old_pods_remain_or_generation_unobserved():
     assert rollout.assess(deployment(ready=1, available=1), pods[:2]).complete is False
 
 
+def test_complete_up_to_capacity_reports_the_replicas_that_cannot_be_placed():
+    """An autoscaler asked for 3 and the cluster's GPUs hold 2: every pod is of the current template and the old
+    ones are gone, so the rollout is as complete as it can be - the third is reported, not waited for."""
+    pods = [
+        pod(f"triton-{NEW_HASH}-a"),
+        pod(f"triton-{NEW_HASH}-b"),
+        pod(f"triton-{NEW_HASH}-c", scheduled=UNSCHEDULABLE),
+    ]
+    r = rollout.assess(deployment(replicas=3, updated=3, ready=2, available=2, total=3), pods)
+    assert r.complete is True
+    assert [p.describe() for p in r.pending] == [f"triton-{NEW_HASH}-c: unschedulable: {UNSCHEDULABLE}"]
+    # Not during a change of template: the old pods stay (maxUnavailable 0) and the rollout is not complete.
+    old = [pod(f"triton-{OLD_HASH}-a", OLD_HASH), pod(f"triton-{OLD_HASH}-b", OLD_HASH), pods[2]]
+    r = rollout.assess(deployment(replicas=2, updated=1, ready=2, available=2, total=3), old)
+    assert (r.complete, r.pending) == (False, [])
+    # Nor when nothing serves, nor for a pod that is scheduled but not ready.
+    nothing = [pod(f"triton-{NEW_HASH}-a", scheduled=UNSCHEDULABLE)]
+    assert rollout.assess(deployment(replicas=1, updated=1, ready=0, available=0, total=1), nothing).complete is False
+    unready = [pod(f"triton-{NEW_HASH}-a"), pod(f"triton-{NEW_HASH}-b", ready=False)]
+    assert rollout.assess(deployment(replicas=2, updated=2, ready=1, available=1, total=2), unready).complete is False
+
+
 def test_no_deployment():
     r = rollout.assess(None, [])
     assert (r.complete, r.failed) == (False, "no Deployment")
@@ -291,6 +313,67 @@ def test_wait_rollout_completes():
     assert read.reads == 3
     assert clock.sleeps == [5, 5]
     assert logs.calls == []
+
+
+class Outage(Reader):
+    """A Reader whose reads DOWN (1-based read numbers) raise what an unreachable API server raises."""
+
+    def __init__(self, down, *states, error=None) -> None:
+        super().__init__(*states)
+        self.down = set(down)
+        self.error = error or ConnectionRefusedError(
+            "HTTPSConnectionPool(host='127.0.0.1', port=6443): Max retries"
+            " exceeded with url: /apis/apps/v1/namespaces/triton/deployments"
+        )
+
+    def __call__(self):
+        if self.reads + 1 in self.down:
+            self.reads += 1
+            raise self.error
+        return super().__call__()
+
+
+def test_wait_rollout_rides_out_an_api_server_restart():
+    progressing = (deployment(updated=1, ready=1, available=1, total=3), [pod(f"triton-{NEW_HASH}-a")], REPLICASETS)
+    done = (deployment(), [pod(f"triton-{NEW_HASH}-a"), pod(f"triton-{NEW_HASH}-b")], REPLICASETS)
+    read, clock = Outage({2, 3, 4}, progressing, progressing, done), Clock()
+    r = rollout.wait_rollout(read, Logs({}), 600, interval=5, clock=clock, sleep=clock.sleep)
+    assert r.complete is True and read.reads == 5 and clock.sleeps == [5] * 4
+
+
+def test_wait_rollout_api_server_silent_past_the_deadline_names_it_and_the_last_state():
+    progressing = (deployment(updated=1, ready=1, available=1, total=3), [pod(f"triton-{NEW_HASH}-a")], REPLICASETS)
+    read, clock = Outage(set(range(2, 100)), progressing), Clock()
+    with pytest.raises(RolloutError) as caught:
+        rollout.wait_rollout(read, Logs({}), 30, interval=10, clock=clock, sleep=clock.sleep,
+                             api="the Kubernetes API server https://127.0.0.1:6443")  # fmt: skip
+    assert caught.value.msg == (
+        "Deployment triton rollout not confirmed after 30s: the Kubernetes API server https://127.0.0.1:6443 has not"
+        " answered for 30s (HTTPSConnectionPool(host='127.0.0.1', port=6443): Max retries exceeded with url:"
+        " /apis/apps/v1/namespaces/triton/deployments); 1/2 ready, 1 updated, 1 available when last seen"
+    )
+    assert caught.value.details["unreachable"] is True
+    assert caught.value.details["rollout"].deployment == "triton"
+
+
+def test_wait_rollout_api_server_never_answered():
+    read, clock = Outage(set(range(1, 100)), None), Clock()
+    with pytest.raises(RolloutError) as caught:
+        rollout.wait_rollout(read, Logs({}), 4, interval=2, clock=clock, sleep=clock.sleep)
+    assert caught.value.msg.startswith(
+        "Deployment ? rollout not confirmed after 4s: the Kubernetes API server has not answered for 6s ("
+    )
+    assert caught.value.msg.endswith("); no state read yet")
+
+
+def test_wait_rollout_a_refusal_is_not_waited_out():
+    class Forbidden(Exception):
+        status = 403
+
+    read, clock = Outage({1}, None, error=Forbidden('deployments.apps is forbidden: User "ci" cannot list')), Clock()
+    with pytest.raises(Forbidden):
+        rollout.wait_rollout(read, Logs({}), 600, clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == []
 
 
 CRASHING = f"triton-{NEW_HASH}-a"
@@ -512,3 +595,97 @@ def test_previous_good():
     assert rollout.previous_good([], 1) is None
     assert rollout.previous_good([dict(HISTORY[0], status="failed"), dict(HISTORY[1], revision=2)], 2) is None
     assert rollout.previous_good([{"revision": "3", "status": "deployed"}], 4) == 3
+
+
+# -- a release an interrupted helm left pending -----------------------------------------------------------------
+PENDING_UPGRADE = {"revision": 5, "updated": "2026-12-01T10:30:00.123456789Z", "status": "pending-upgrade",
+                   "chart": "triton-0.3.4", "app_version": "26.02", "description": "Preparing upgrade"}  # fmt: skip
+PENDING_INSTALL = {"revision": 1, "updated": "2026-12-01T10:30:00+01:00", "status": "pending-install",
+                   "chart": "triton-0.3.4", "description": "Initial install underway"}  # fmt: skip
+T_PENDING = 1796121000.123456  # 2026-12-01T10:30:00.123456Z
+
+
+class WallClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_helm_time():
+    assert rollout.helm_time("2026-12-01T10:30:00.123456789Z") == pytest.approx(T_PENDING, abs=1e-6)
+    assert rollout.helm_time("2026-12-01T10:30:00+01:00") == T_PENDING - 0.123456 - 3600
+    assert rollout.helm_time("2026-12-01T10:30:00Z") == T_PENDING - 0.123456
+    assert rollout.helm_time("Tue Dec  1 10:30:00 2026") is None
+
+
+def test_pending_revision_is_the_newest_only():
+    assert rollout.pending_revision([*HISTORY, PENDING_UPGRADE]) == PENDING_UPGRADE
+    assert rollout.pending_revision([PENDING_INSTALL]) == PENDING_INSTALL
+    assert rollout.pending_revision(HISTORY) is None
+    assert rollout.pending_revision([]) is None
+    # A pending revision an earlier recovery rolled back past stays in the history, marked pending.
+    assert rollout.pending_revision([*HISTORY, PENDING_UPGRADE, dict(HISTORY[3], revision=6)]) is None
+
+
+def test_recover_pending_upgrade_rolls_back_to_the_newest_good_revision_without_wait():
+    run = FakeRun((0, json.dumps([*HISTORY, PENDING_UPGRADE]), ""), (0, "Rollback was a success!\n", ""))
+    clock = WallClock(T_PENDING + 31)
+    found = rollout.recover_pending(rollout.Helm(run, "helm", "/k"), "triton", NS, "900s", clock=clock,
+                                    sleep=clock.sleep)  # fmt: skip
+    assert found == {"status": "pending-upgrade", "revision": 5, "action": "rollback", "to": 4}
+    assert run.calls[1] == ["helm", "rollback", "triton", "4", "--namespace=triton", "--timeout=900s",
+                            "--kubeconfig=/k"]  # fmt: skip
+    assert clock.sleeps == []
+
+
+def test_recover_pending_install_uninstalls():
+    run = FakeRun((0, json.dumps([PENDING_INSTALL]), ""), (0, 'release "triton" uninstalled\n', ""))
+    clock = WallClock(T_PENDING)
+    found = rollout.recover_pending(rollout.Helm(run, "helm", None), "triton", NS, "900s", clock=clock,
+                                    sleep=clock.sleep)  # fmt: skip
+    assert found == {"status": "pending-install", "revision": 1, "action": "uninstall", "to": 0}
+    assert run.calls[1] == ["helm", "uninstall", "triton", "--namespace=triton", "--wait", "--timeout=900s"]
+
+
+def test_recover_pending_waits_out_the_grace_of_a_young_pending_revision():
+    """Pending for 10.5 s: maybe another run's helm at work. Watched until 30 s old, then recovered."""
+    history = json.dumps([*HISTORY, PENDING_UPGRADE])
+    run = FakeRun(*[(0, history, "")] * 11, (0, "Rollback was a success!\n", ""))
+    clock = WallClock(T_PENDING + 10.5)
+    found = rollout.recover_pending(rollout.Helm(run, "helm", None), "triton", NS, "5m", clock=clock,
+                                    sleep=clock.sleep)  # fmt: skip
+    assert found == {"status": "pending-upgrade", "revision": 5, "action": "rollback", "to": 4}
+    assert clock.sleeps == [2.0] * 10 and len(run.calls) == 12
+
+
+def test_recover_pending_leaves_an_operation_that_completes_within_the_grace():
+    done = dict(PENDING_UPGRADE, status="deployed", description="Upgrade complete")
+    run = FakeRun((0, json.dumps([*HISTORY, PENDING_UPGRADE]), ""), (0, json.dumps([*HISTORY, done]), ""))
+    clock = WallClock(T_PENDING + 1)
+    assert rollout.recover_pending(rollout.Helm(run, "helm", None), "triton", NS, "5m", clock=clock,
+                                   sleep=clock.sleep) is None  # fmt: skip
+    assert len(run.calls) == 2  # history twice, nothing else
+
+
+def test_recover_pending_check_mode_predicts_and_does_nothing():
+    run = FakeRun((0, json.dumps([*HISTORY, PENDING_UPGRADE]), ""))
+    clock = WallClock(T_PENDING + 1)
+    found = rollout.recover_pending(rollout.Helm(run, "helm", None), "triton", NS, "5m", check=True, clock=clock,
+                                    sleep=clock.sleep)  # fmt: skip
+    assert found == {"status": "pending-upgrade", "revision": 5, "action": "rollback", "to": 4}
+    assert len(run.calls) == 1 and clock.sleeps == []
+
+
+def test_recover_pending_nothing_pending_or_no_release():
+    run = FakeRun((0, json.dumps(HISTORY), ""), (1, "", "Error: release: not found\n"))
+    helm = rollout.Helm(run, "helm", None)
+    assert rollout.recover_pending(helm, "triton", NS, "5m") is None
+    assert rollout.recover_pending(helm, "triton", NS, "5m") is None
+    assert len(run.calls) == 2
