@@ -412,8 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     isolate.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     isolate.set_defaults(func=cmd_isolate)
 
-    models = sub.add_parser("models", help="create (init) and validate FIL model repositories")
+    models = sub.add_parser("models", help="create (init) and validate FIL model repositories; their history")
     msub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    # `tritonfil models history ...` is `tritonfil history ...` (main() rewrites it; listed here for --help).
+    msub.add_parser("history", help="the model revisions in S3 (the same as `tritonfil history`)", add_help=False)
     validate = msub.add_parser("validate", help="check every config.pbtxt and model file (exit 1 on errors)")
     validate.add_argument("path", help="model repository directory")
     validate.add_argument("--load", action="store_true", help="also load each model file with Treelite")
@@ -492,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     completion.autocomplete(parser)  # only when a shell's completion function runs us
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["models", "history"]:  # an alias: the model revisions are the history command's
+        argv = ["history", *argv[2:]]
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -234,3 +234,21 @@ def test_help_lists_examples_and_exit_codes(capsys):
         cli.main(["--help"])
     text = capsys.readouterr().out
     assert "tritonfil doctor -i aws" in text and "124  --timeout passed" in text
+
+
+def test_models_history_is_the_history_command(monkeypatch, capsys):
+    calls = []
+
+    def fake_history(on_event: object, **kw: object) -> RunResult:
+        calls.append(kw)
+        return run_result(action="history")
+
+    monkeypatch.setattr(api, "history", fake_history)
+    monkeypatch.setattr(api, "model_history", lambda result: [])
+    assert cli.main(["models", "history", "-i", "aws", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["action"] == "history" and doc["model_history"] == []
+    assert calls and calls[0]["inventory"] == "aws"
+    with pytest.raises(SystemExit):
+        cli.main(["models", "--help"])
+    assert "history" in capsys.readouterr().out
