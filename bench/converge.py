@@ -81,9 +81,11 @@ def parse_output(text: str) -> dict[str, Any]:
         if m and in_recap:
             profile.append({"task": m.group("name").strip(), "seconds": float(m.group("seconds"))})
     by_role: dict[str, float] = defaultdict(float)
+    count_by_role: dict[str, int] = defaultdict(int)
     for p in profile:
         role = p["task"].split(" : ", 1)[0] if " : " in p["task"] else "(playbook tasks)"
         by_role[role.removeprefix("tritonfil.eks.")] += p["seconds"]
+        count_by_role[role.removeprefix("tritonfil.eks.")] += 1
     return {
         "recap": recap,
         "changed_tasks": changed,
@@ -92,6 +94,7 @@ def parse_output(text: str) -> dict[str, Any]:
         "tasks_started": sum(1 for line in lines if TASK_RE.match(line)),
         "profile": sorted(profile, key=lambda p: -p["seconds"]),
         "seconds_by_role": {k: round(v, 2) for k, v in sorted(by_role.items(), key=lambda kv: -kv[1])},
+        "tasks_by_role": dict(sorted(count_by_role.items(), key=lambda kv: -by_role[kv[0]])),
     }
 
 
@@ -123,6 +126,7 @@ def run_playbook(label: str, playbook: str, work: Path, environ: dict[str, str],
         "failure_messages": parsed["failure_messages"],
         "tasks_started": parsed["tasks_started"],
         "seconds_by_role": parsed["seconds_by_role"],
+        "tasks_by_role": parsed["tasks_by_role"],
         "top_tasks": parsed["profile"][:15],
         "all_tasks": parsed["profile"],
         "profiled_tasks": len(parsed["profile"]),
@@ -233,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:<11} rc={r['rc']} {r['seconds']:>7.1f}s changed={r['recap_total']['changed']}"
             f" ({r['changed_task_count']} tasks) failed={r['recap_total']['failed']}\n"
         )
+        for role, secs in r["seconds_by_role"].items():
+            sys.stdout.write(f"    {role:<28} {r['tasks_by_role'].get(role, 0):>4} tasks {secs:>7.2f}s\n")
     sys.stdout.write(f"wrote {path}\n")
     return 0
 
