@@ -13,7 +13,8 @@ its own state directory, then runs `ansible-playbook site.yml -i inventory/local
 Every run has the ansible.posix.profile_tasks callback enabled (all tasks, sorted by time). Per run
 the JSON has the wall time, the PLAY RECAP, the number and names of the changed tasks, the
 slowest tasks and the time summed per role; plus the ratio rerun/first-run. A failed run is
-recorded (rc, failed task) and the next runs still happen.
+recorded (rc, failed task) and the next runs still happen. `--variant-env KEY=VALUE` adds a second no-op rerun
+(noop_rerun_variant) in the same environment with those variables (e.g. the Mitogen strategy): a paired comparison.
 
 Results: bench/results/converge.json and converge.png.
 """
@@ -192,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra environment variable for every run (repeatable), e.g. --env ANSIBLE_PIPELINING=true",
     )
+    parser.add_argument(
+        "--variant-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="after the no-op rerun, one more no-op rerun (noop_rerun_variant) with these variables added, in the same"
+        " environment: a paired comparison, e.g. --variant-env ANSIBLE_STRATEGY=mitogen_linear",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "converge.json")
     args = parser.parse_args(argv)
     rec = Recorder("converge", argv)
@@ -201,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         inventory="inventory/local",
         extra_ansible_args=args.ansible_arg,
         extra_env=args.env,
+        variant_env=args.variant_env,
         runs={},
     )
     with tempfile.TemporaryDirectory(prefix="bench-converge-") as tmp:
@@ -217,8 +227,14 @@ def main(argv: list[str] | None = None) -> int:
                 "noop_rerun": (),
                 "plan": ("--check", "--diff"),
             }
-            for label in ("first_run", "noop_rerun", "plan"):
-                if label in wanted:
+            variant = {**environ, **dict(e.split("=", 1) for e in args.variant_env)}
+            for label in ("first_run", "noop_rerun", "noop_rerun_variant", "plan"):
+                if label == "noop_rerun_variant" and args.variant_env:
+                    rec.doc["runs"][label] = run_playbook(
+                        label, args.playbook, work / label, variant, *args.ansible_arg
+                    )
+                    rec.write(args.output)
+                elif label in wanted:
                     rec.doc["runs"][label] = run_playbook(
                         label, args.playbook, work / label, environ, *args.ansible_arg, *plan[label]
                     )
@@ -228,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = rec.doc["runs"]
     if "first_run" in runs and "noop_rerun" in runs:
         rec.doc["rerun_over_first_run"] = round(runs["noop_rerun"]["seconds"] / runs["first_run"]["seconds"], 3)
+    if "first_run" in runs and "noop_rerun_variant" in runs:
+        rec.doc["variant_rerun_over_first_run"] = round(
+            runs["noop_rerun_variant"]["seconds"] / runs["first_run"]["seconds"], 3
+        )
     if "noop_rerun" in runs:
         rec.doc["noop_rerun_biggest_costs"] = runs["noop_rerun"]["top_tasks"][:3]
     path = rec.write(args.output)
