@@ -53,14 +53,6 @@ CONFIRM = (
 )
 STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
 # The third inventory: the user's values and nothing else (cf. inventory/local/group_vars/all/main.yml).
-USER_VALUES = [
-    "tritonfil_region", "tritonfil_name", "tritonfil_namespace", "ecr_image_repository_name", "s3_models_bucket",
-    "s3_models_prefix", "eks_gpu_cluster_kubernetes_version", "eks_gpu_cluster_instance_type",
-    "eks_gpu_cluster_nodes_min", "eks_gpu_cluster_nodes_desired", "eks_gpu_cluster_nodes_max",
-    "eks_gpu_cluster_system_instance_type", "eks_gpu_cluster_system_nodes_min", "eks_gpu_cluster_system_nodes_desired",
-    "eks_gpu_cluster_system_nodes_max", "istio_profile", "istio_node_selector", "triton_release_replicas_min",
-    "triton_release_replicas_max",
-]  # fmt: skip
 MODELS = sorted(p.name for p in (ROOT / "model_repository").iterdir() if (p / "config.pbtxt").exists())
 
 
@@ -139,7 +131,7 @@ class Site:
         hosts = {
             "localhost": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
         }
-        path.write_text(yaml.safe_dump({"tritonfil": {"hosts": hosts, "vars": {k: values[k] for k in USER_VALUES}}}))
+        path.write_text(yaml.safe_dump({"tritonfil": {"hosts": hosts, "vars": values}}))
         return str(path)
 
     def kubectl_json(self, *args: str) -> dict:
