@@ -1,27 +1,24 @@
 #!/usr/bin/env python3
-"""HPA simulation on a KWOK cluster of 50 simulated GPU nodes: replicas over time under a load step and ramp.
+"""Autoscaling to the workload against the process-backed Triton pods: KEDA on the queue time, Karpenter nodes.
 
-    .venv/bin/python bench/autoscale.py [--nodes 50] [--timeout 420] [--scenarios default_step,...]
+    .venv/bin/python bench/autoscale.py [--scenarios step,ramp] [--low 10] [--high 120] [--hold 120] [--ramp 120]
+                                        [--objective-ms 5] [--join-seconds 90]
 
-A cluster-only local environment (`LocalEnv(nodes=50)`, its own state directory) gets the Triton
-chart (helm/triton, installed with the pinned helm) once per scenario, each in its own namespace,
-all scenarios running at the same time on the same clock:
+A local environment of its own with no GPU node (LocalEnv(nodes=0): Karpenter's kwok provider, KEDA, Prometheus,
+a tritonserver process per Triton pod), site.yml with inventory/local and bench timings (KEDA polls every 5 s over
+a 20 s window; the HPA scales up at once, down after 30 s; an empty node is consolidated after 30 s; a node joins
+--join-seconds after its creation, 90 s by default as in inventory/local). Then, per scenario, a rate-limited client
+(tritonfil.localenv.load, open loop) offers xgb_regressor requests to the ready replicas:
 
-- `default_step`, `default_ramp`: the chart's default `autoscaling.behavior` (values.yaml);
-- `tuned_step`, `tuned_ramp`: a tuned behavior (TUNED below: no stabilization, 4 pods or 100% per
-  15 s up; 30 s stabilization, 100% per 15 s down). `tuned_step` also steps the load back down.
+- step: --low req/s, then --high for --hold seconds, then --low again until the release is back to one replica;
+- ramp: --low to --high linearly over --ramp seconds, held --hold seconds, then --low.
 
-Load model: a total load of L cores spread evenly over the Running pods, as a load balancer would.
-Each pod's simulated CPU usage (`kwok.x-k8s.io/usage-cpu`, what kwok's metrics emulation reports
-to metrics-server) is set to L/pods on the *pod* (not the pod template: patching the template
-would roll every pod, and re-applying the Deployment resets the HPA's replicas). New pods start at
-the template's baseline and get their share on the next tick (2 s). With the chart's 2-CPU request
-and 60% target one pod carries 1.2 cores, so the target replica count is ceil(L / 1.2).
-
-Step: L from BASE (0.6) to HIGH (9.5: 8 replicas) at t=0. Ramp: L from BASE to HIGH linearly over RAMP seconds. Per
-scenario the JSON has the timeline (t, load, target, HPA desired, Deployment replicas, ready) and
-the time from the load change to the target replica count Ready (step), from the ramp's start and
-from its end (ramp), the replica-seconds short of the target, and the scale-in time (tuned_step).
+Every 2 s: offered and served load, client latency p50/p99, the queue time per request (the ScaledObject's own query
+to Prometheus), KEDA's desired replicas, Deployment and ready replicas, GPU nodes (Karpenter's, and Ready). Reported:
+seconds from the load change to enough ready capacity (ready = the most replicas KEDA asked for during the peak),
+seconds with the queue time above --objective-ms, and GPU-node-hours against a static node group sized for the peak
+(peak GPU nodes for the whole run). Caveat, measured as such: every replica shares the machine's cores, so here more
+replicas do not add compute the way separate GPUs do (docs/autoscaling.md); the control loop's timing is real.
 
 Results: bench/results/autoscale.json and autoscale.png.
 """
@@ -30,330 +27,226 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, Recorder, pyplot, save_figure, say  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from tests.integration.playbook_run import run_playbook  # noqa: E402
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
+from tritonfil.localenv.load import Load  # noqa: E402
 
-USAGE = "kwok.x-k8s.io/usage-cpu"
-DIGEST = "sha256:" + "0123456789abcdef" * 4
-REQUEST_CORES = 2.0  # chart default resources.requests.cpu
-TARGET_UTILIZATION = 0.60  # chart default autoscaling.targetCPUUtilizationPercentage
-PER_POD = REQUEST_CORES * TARGET_UTILIZATION
-TUNED = {
-    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
-                             {"type": "Percent", "value": 100, "periodSeconds": 15}]},
-    "scaleDown": {"stabilizationWindowSeconds": 30, "selectPolicy": "Max",
-                  "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
-}  # fmt: skip
+NS = "triton"
+TICK = 2.0
 
 
-def chart_default_behavior() -> dict[str, Any]:
-    """autoscaling.behavior from helm/triton/values.yaml (read, not copied, so the bench follows the chart)."""
-    import yaml
-
-    return yaml.safe_load((ROOT / "helm" / "triton" / "values.yaml").read_text())["autoscaling"]["behavior"]
-
-
-@dataclass
-class Scenario:
-    name: str
-    behavior: str  # "default" | "tuned"
-    shape: str  # "step" | "ramp"
-    base: float
-    high: float
-    ramp: float
-    step_down: bool = False
-    namespace: str = ""
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    marks: dict[str, float] = field(default_factory=dict)
-    done: bool = False
-
-    def __post_init__(self) -> None:
-        self.namespace = f"bench-{self.name.replace('_', '-')}"
-
-    def load(self, t: float) -> float:
-        if "down_at" in self.marks and t >= self.marks["down_at"]:
-            return self.base
-        if t < 0:
-            return self.base
-        if self.shape == "step":
-            return self.high
-        return self.base + (self.high - self.base) * min(1.0, t / self.ramp)
-
-    def target(self, t: float) -> int:
-        return max(1, math.ceil(round(self.load(t) / PER_POD, 6)))
+def values(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "triton_release_replicas_min": 1,
+        "triton_release_replicas_max": args.max_replicas,
+        "karpenter_gpu_limit": args.max_replicas,
+        "karpenter_consolidate_after": "30s",
+        "karpenter_disruption_budget": "100%",
+        "triton_release_queue_time_target_ms": args.objective_ms,
+        "tritonfil_verify_requests": 5,
+        "triton_release_extra_values": {"autoscaling": {
+            "keda": {"pollingInterval": 5, "window": "20s", "cooldownPeriod": 30},
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                            "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15}]},
+                "scaleDown": {"stabilizationWindowSeconds": 30, "selectPolicy": "Max",
+                              "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+            },
+        }},
+    }  # fmt: skip
 
 
-class Kube:
-    def __init__(self, kubeconfig: Path) -> None:
-        from kubernetes import client, config
+class Cluster:
+    def __init__(self, env: LocalEnv) -> None:
+        self.env = env
+        self.prom = env.endpoints()["prometheus"]
 
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.hpa = client.AutoscalingV2Api(api)
+    def get(self, *args: str) -> Any:
+        return json.loads(self.env.kubectl(*args, "-o", "json").stdout)
 
-    def pods(self, ns: str) -> list[Any]:
-        items = self.core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/instance=triton").items
-        return [p for p in items if p.metadata.deletion_timestamp is None]
+    def pods(self) -> list[dict]:
+        return self.get("get", "pods", "-n", NS, "-l", "app.kubernetes.io/component=inference-server")["items"]
 
-    def set_usage(self, ns: str, pods: list[Any], millicores: int) -> int:
-        value = f"{millicores}m"
-        patched = 0
-        for p in pods:
-            if (p.metadata.annotations or {}).get(USAGE) != value:
-                body = {"metadata": {"annotations": {USAGE: value}}}
-                try:
-                    self.core.patch_namespaced_pod(p.metadata.name, ns, body)
-                    patched += 1
-                except Exception:  # noqa: BLE001 (a pod deleted between list and patch)
-                    pass
-        return patched
+    def query(self, promql: str) -> float | None:
+        url = self.prom + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback)
+            result = json.loads(resp.read())["data"]["result"]
+        value = float(result[0]["value"][1]) if result else None
+        return None if value is None or value != value else value  # NaN: no traffic
 
-    def state(self, ns: str) -> dict[str, Any]:
-        d = self.apps.read_namespaced_deployment("triton", ns)
-        h = self.hpa.read_namespaced_horizontal_pod_autoscaler("triton", ns)
-        util = None
-        for m in h.status.current_metrics or []:
-            cr = getattr(m, "container_resource", None)
-            if cr is not None and cr.current is not None:
-                util = cr.current.average_utilization
+    def state(self) -> dict[str, Any]:
+        dep = self.get("get", "deployment", "-n", NS, "triton")
+        hpa = self.get("get", "hpa", "-n", NS, "keda-hpa-triton")
+        nodes = self.get("get", "nodes", "-l", "karpenter.sh/nodepool")["items"]
+        ready_nodes = [
+            n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        ]
         return {
-            "spec": d.spec.replicas,
-            "ready": d.status.ready_replicas or 0,
-            "hpa_desired": h.status.desired_replicas,
-            "hpa_utilization": util,
+            "desired": (hpa.get("status") or {}).get("desiredReplicas"),
+            "replicas": dep["spec"].get("replicas"),
+            "ready": int(dep["status"].get("readyReplicas") or 0),
+            "gpu_nodes": len(nodes),
+            "gpu_nodes_ready": len(ready_nodes),
         }
 
 
-def helm_install(env: LocalEnv, sc: Scenario, work: Path, max_replicas: int) -> float:
-    values = {
-        "image": {"repository": "127.0.0.1:5000/tritonserver", "digest": DIGEST},
-        "modelRepository": "s3://tritonfil-bench-models/models",
-        "models": ["xgb_classifier"],
-        "serviceAccount": {"irsaRoleArn": "arn:aws:iam::123456789012:role/tritonfil-triton"},
-        "podAnnotations": {USAGE: f"{int(sc.base * 1000)}m"},
-        "autoscaling": {"maxReplicas": max_replicas},
-    }
-    if sc.behavior == "tuned":
-        values["autoscaling"]["behavior"] = TUNED
-    vfile = work / f"{sc.name}-values.json"
-    vfile.write_text(json.dumps(values))
-    helm_env = {
-        **os.environ,
-        "KUBECONFIG": str(env.kubeconfig),
-        "HELM_CACHE_HOME": str(work / "helm-cache"),
-        "HELM_CONFIG_HOME": str(work / "helm-config"),
-        "HELM_DATA_HOME": str(work / "helm-data"),
-    }
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [str(env.tools.path("helm")), "upgrade", "--install", "triton", str(ROOT / "helm" / "triton"),
-         "-n", sc.namespace, "--create-namespace", "-f", str(vfile), "--wait", "--timeout", "3m"],
-        env=helm_env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"helm install {sc.name} failed: {proc.stderr.strip()[-800:]}")
-    return round(time.monotonic() - t0, 1)
+def rate_at(shape: str, t: float, args: argparse.Namespace) -> float:
+    if t < 0:
+        return args.low
+    if shape == "step":
+        return args.high if t < args.hold else args.low
+    if t < args.ramp:
+        return args.low + (args.high - args.low) * t / args.ramp
+    return args.high if t < args.ramp + args.hold else args.low
 
 
-def first_reach(timeline: list[dict[str, Any]], after: float, pred) -> float | None:
-    for row in timeline:
-        if row["t"] >= after and pred(row):
-            return row["t"]
-    return None
-
-
-def summarize(sc: Scenario) -> dict[str, Any]:
-    tl = sc.timeline
-    high_target = max(1, math.ceil(round(sc.high / PER_POD, 6)))
-    out: dict[str, Any] = {
-        "behavior": sc.behavior,
-        "shape": sc.shape,
-        "load_cores": {"base": sc.base, "high": sc.high},
-        "ramp_seconds": sc.ramp if sc.shape == "ramp" else None,
-        "target_replicas": high_target,
-        "max_ready": max((r["ready"] for r in tl), default=0),
-    }
-    reached = first_reach(tl, 0, lambda r: r["ready"] >= high_target and r["spec"] >= high_target)
-    first_move = first_reach(tl, 0, lambda r: (r["hpa_desired"] or 0) > 1)
-    out["seconds_to_first_scale_decision"] = first_move
-    if sc.shape == "step":
-        out["seconds_from_step_to_target_ready"] = reached
-    else:
-        out["seconds_from_ramp_start_to_target_ready"] = reached
-        out["seconds_from_ramp_end_to_target_ready"] = round(reached - sc.ramp, 1) if reached is not None else None
-    short = 0.0
-    for a, b in zip(tl, tl[1:], strict=False):
-        if 0 <= a["t"] < sc.marks.get("down_at", math.inf):
-            short += max(0, a["target"] - a["ready"]) * (b["t"] - a["t"])
-    out["replica_seconds_short_of_target"] = round(short, 1)
-    if "down_at" in sc.marks:
-        down = sc.marks["down_at"]
-        back = first_reach(tl, down, lambda r: r["spec"] == 1 and r["ready"] == 1)
-        out["step_down_at"] = down
-        out["seconds_from_step_down_to_1_replica"] = round(back - down, 1) if back is not None else None
-    if reached is None:
-        out["note"] = f"target {high_target} Ready not reached within the run (max ready {out['max_ready']})"
-    return out
-
-
-def run(args: argparse.Namespace, rec: Recorder) -> None:
-    all_scenarios = {
-        "default_step": Scenario("default_step", "default", "step", args.base, args.high, args.ramp),
-        "default_ramp": Scenario("default_ramp", "default", "ramp", args.base, args.high, args.ramp),
-        "tuned_step": Scenario("tuned_step", "tuned", "step", args.base, args.high, args.ramp, step_down=True),
-        "tuned_ramp": Scenario("tuned_ramp", "tuned", "ramp", args.base, args.high, args.ramp),
-    }
-    scenarios = [all_scenarios[n] for n in args.scenarios.split(",")]
-    rec.doc.update(
-        nodes=args.nodes,
-        per_pod_cores_at_target=PER_POD,
-        max_replicas=args.max_replicas,
-        tick_seconds=args.tick,
-        behaviors={"default": chart_default_behavior(), "tuned": TUNED},
-        scenarios={},
-    )
-    with tempfile.TemporaryDirectory(prefix="bench-autoscale-") as tmp:
-        work = Path(tmp)
-        env = LocalEnv(state_dir=work / "state", nodes=args.nodes)
-        t0 = time.monotonic()
-        env.up(components=("cluster",), progress=lambda m: say(f"autoscale: {m}"))
-        rec.doc["env_up_seconds"] = round(time.monotonic() - t0, 1)
-        try:
-            kube = Kube(env.kubeconfig)
-            rec.doc["gpu_nodes"] = len(env.kubectl("get", "nodes", "-l", "nvidia.com/gpu.present=true",
-                                                    "-o", "name").stdout.split())  # fmt: skip
-            installs = {}
-            for sc in scenarios:
-                installs[sc.name] = helm_install(env, sc, work, args.max_replicas)
-                say(f"autoscale: {sc.name} installed in {installs[sc.name]}s")
-            rec.doc["helm_install_seconds"] = installs
-            # The HPA acts only once metrics-server has scraped the pods: wait for a utilization reading.
-            warm = time.monotonic()
-            while time.monotonic() - warm < 240:
-                states = {sc.name: kube.state(sc.namespace) for sc in scenarios}
-                if all(s["hpa_utilization"] is not None for s in states.values()):
-                    break
-                time.sleep(2)
-            rec.doc["metrics_warmup_seconds"] = round(time.monotonic() - warm, 1)
-            say(f"autoscale: metrics seen after {rec.doc['metrics_warmup_seconds']}s; load changes now")
-            drive(kube, scenarios, args)
-        finally:
-            env.down()
-    for sc in scenarios:
-        rec.doc["scenarios"][sc.name] = {"summary": summarize(sc), "timeline": sc.timeline}
-
-
-def drive(kube: Kube, scenarios: list[Scenario], args: argparse.Namespace) -> None:
+def scenario(cluster: Cluster, query: str, shape: str, args: argparse.Namespace) -> dict[str, Any]:
+    reference = json.loads((ROOT / "model_repository" / "xgb_regressor" / "reference.json").read_text())
+    rows = np.asarray(reference["input"], dtype=np.float32)[:1]
+    load = Load(cluster.pods, "xgb_regressor", rows, rate=args.low, workers=48).start()
     start = time.monotonic() + args.baseline
-    last_report = -math.inf
-    while True:
-        t = time.monotonic() - start
-        active = [sc for sc in scenarios if not sc.done]
-        if not active or t > args.timeout:
-            break
-        if t - last_report >= 30:
-            last_report = t
-            states = [
-                f"{sc.name} load {sc.timeline[-1]['load']} desired {sc.timeline[-1]['hpa_desired']}"
-                f" ready {sc.timeline[-1]['ready']}"
-                for sc in active
-                if sc.timeline
-            ]
-            say(f"autoscale: t={t:.0f}s " + "; ".join(states))
-        for sc in active:
-            pods = [p for p in kube.pods(sc.namespace) if p.status.phase in ("Running", "Pending")]
-            running = [p for p in pods if p.status.phase == "Running"] or pods
-            load = sc.load(t)
-            share = int(round(load / max(1, len(running)) * 1000 / 10) * 10)
-            kube.set_usage(sc.namespace, running, share)
-            s = kube.state(sc.namespace)
-            row = {"t": round(t, 1), "load": round(load, 3), "target": sc.target(t), "pods": len(pods), **s}
-            sc.timeline.append(row)
-            high = sc.target(max(t, sc.ramp + 1))
-            at_target = t >= 0 and s["ready"] >= high and s["spec"] >= high
-            if at_target and "reached" not in sc.marks and (sc.shape == "step" or t >= sc.ramp):
-                sc.marks["reached"] = t
-            if "reached" in sc.marks and t - sc.marks["reached"] >= args.hold:
-                if sc.step_down and "down_at" not in sc.marks:
-                    sc.marks["down_at"] = round(t, 1)
-                elif not sc.step_down or (s["spec"] == 1 and s["ready"] == 1 and t - sc.marks["down_at"] > 5):
-                    sc.done = True
-        time.sleep(max(0.0, args.tick - ((time.monotonic() - start) - t)))
+    timeline: list[dict[str, Any]] = []
+    peak_end = args.hold if shape == "step" else args.ramp + args.hold
+    try:
+        while True:
+            t = time.monotonic() - start
+            load.set_rate(rate_at(shape, t, args))
+            window = load.summary(time.monotonic() - TICK)
+            queue_us = cluster.query(query)
+            row = {"t": round(t, 1), "offered_rps": round(load.rate, 1),
+                   "served_rps": round((window["requests"] - window["failures"]) / TICK, 1),
+                   "p50_ms": window["p50_ms"], "p99_ms": window["p99_ms"], "failures": window["failures"],
+                   "queue_ms": queue_us / 1000 if queue_us is not None else None, **cluster.state()}  # fmt: skip
+            timeline.append(row)
+            if len(timeline) % 15 == 0:
+                say(f"autoscale {shape}: {row}")
+            back = t > peak_end + 30 and row["replicas"] == 1 and row["gpu_nodes"] <= 1
+            if back or t > args.timeout:
+                break
+            time.sleep(max(0.0, TICK - (time.monotonic() - start - t)))
+    finally:
+        load.stop()
+    return {"timeline": timeline, "summary": summarize(timeline, shape, args, load.summary(start))}
+
+
+def summarize(tl: list[dict], shape: str, args: argparse.Namespace, client: dict) -> dict[str, Any]:
+    peak_end = args.hold if shape == "step" else args.ramp + args.hold
+    during = [r for r in tl if 0 <= r["t"] < peak_end]
+    wanted = max((r["desired"] or 0 for r in during), default=1)
+    enough = next((r["t"] for r in during if r["ready"] >= wanted), None)
+    above = sum(TICK for r in tl if r["t"] >= 0 and (r["queue_ms"] or 0) > args.objective_ms)
+    run_seconds = max(r["t"] for r in tl) - min(r["t"] for r in tl) + TICK
+    node_hours = sum(r["gpu_nodes"] for r in tl) * TICK / 3600
+    peak_nodes = max(r["gpu_nodes"] for r in tl)
+    return {
+        "shape": shape,
+        "most_replicas_wanted": wanted,
+        "seconds_from_change_to_enough_ready": enough,
+        "seconds_queue_above_objective": round(above, 1),
+        "objective_ms": args.objective_ms,
+        "gpu_node_hours": round(node_hours, 4),
+        "static_peak_node_hours": round(peak_nodes * run_seconds / 3600, 4),
+        "node_hours_saved_vs_static": round(1 - node_hours / (peak_nodes * run_seconds / 3600), 3) if peak_nodes else 0,
+        "peak_gpu_nodes": peak_nodes,
+        "run_seconds": round(run_seconds, 1),
+        "client": client,
+    }
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    if plt is None or not doc["scenarios"]:
+    if plt is None or not doc.get("scenarios"):
         return
     names = list(doc["scenarios"])
-    cols = 2 if len(names) > 1 else 1
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.2 * rows), squeeze=False)
-    for ax, name in zip([a for r in axes for a in r], names, strict=False):
-        sc = doc["scenarios"][name]
-        tl, s = sc["timeline"], sc["summary"]
+    fig, axes = plt.subplots(3, len(names), figsize=(7 * len(names), 10), squeeze=False, sharex="col")
+    for col, name in enumerate(names):
+        tl, s = doc["scenarios"][name]["timeline"], doc["scenarios"][name]["summary"]
         t = [r["t"] for r in tl]
-        ax.step(t, [r["target"] for r in tl], where="post", color="gray", ls=":", label="target ceil(load/1.2)")
-        ax.step(t, [r["hpa_desired"] for r in tl], where="post", color="C1", label="HPA desired")
-        ax.step(t, [r["spec"] for r in tl], where="post", color="C0", ls="--", label="Deployment replicas")
-        ax.step(t, [r["ready"] for r in tl], where="post", color="C2", lw=2, label="Ready")
-        ax.set_ylabel("replicas")
+        ax = axes[0][col]
+        ax.plot(t, [r["offered_rps"] for r in tl], label="offered req/s")
+        ax.plot(t, [r["served_rps"] for r in tl], label="served req/s")
+        ax.set_title(f"{name}: enough ready after {s['seconds_from_change_to_enough_ready']} s")
+        ax.legend(loc="upper right")
+        ax = axes[1][col]
+        ax.plot(t, [r["queue_ms"] for r in tl], label="queue time per request (ms)")
+        ax.plot(t, [r["p50_ms"] for r in tl], label="client p50 (ms)", alpha=0.6)
+        ax.plot(t, [r["p99_ms"] for r in tl], label="client p99 (ms)", alpha=0.6)
+        ax.axhline(s["objective_ms"], color="gray", ls=":", label="objective")
+        ax.set_yscale("symlog")
+        ax.legend(loc="upper right")
+        ax = axes[2][col]
+        ax.step(t, [r["desired"] for r in tl], where="post", label="KEDA desired")
+        ax.step(t, [r["ready"] for r in tl], where="post", label="ready replicas", lw=2)
+        ax.step(t, [r["gpu_nodes"] for r in tl], where="post", label="GPU nodes", ls="--")
+        ax.step(t, [r["gpu_nodes_ready"] for r in tl], where="post", label="GPU nodes Ready", ls=":")
         ax.set_xlabel("seconds since the load change")
-        load_ax = ax.twinx()
-        load_ax.plot(t, [r["load"] for r in tl], color="C3", alpha=0.5, label="load (cores)")
-        load_ax.set_ylabel("load, cores", color="C3")
-        key = "seconds_from_step_to_target_ready" if s["shape"] == "step" else "seconds_from_ramp_start_to_target_ready"
-        title = f"{name}: {s['target_replicas']} Ready after {s.get(key)} s"
-        if s.get("seconds_from_step_down_to_1_replica") is not None:
-            title += f"; back to 1 in {s['seconds_from_step_down_to_1_replica']} s"
-        ax.set_title(title, fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(loc="upper right")
     save_figure(fig, doc, path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=50, help="simulated GPU nodes (default 50)")
-    parser.add_argument("--scenarios", default="default_step,default_ramp,tuned_step,tuned_ramp")
-    parser.add_argument("--base", type=float, default=0.6, help="baseline load, cores (default 0.6: 1 replica)")
-    parser.add_argument(
-        "--high",
-        type=float,
-        default=9.5,
-        help="high load, cores (default 9.5: 8 replicas; pick L with ceil(L/1.2) == ceil(L/1.32), or the HPA's"
-        " 10%% tolerance can leave it one replica short of ceil(L/1.2) for good)",
-    )
-    parser.add_argument("--ramp", type=float, default=120.0, help="ramp duration, s (default 120)")
-    parser.add_argument("--max-replicas", type=int, default=12)
-    parser.add_argument("--baseline", type=float, default=10.0, help="seconds recorded before the change")
-    parser.add_argument("--hold", type=float, default=20.0, help="seconds recorded after reaching the target")
-    parser.add_argument("--timeout", type=float, default=420.0, help="seconds after the load change (default 420)")
-    parser.add_argument("--tick", type=float, default=2.0)
+    parser.add_argument("--scenarios", default="step,ramp")
+    parser.add_argument("--low", type=float, default=10.0)
+    parser.add_argument("--high", type=float, default=120.0)
+    parser.add_argument("--hold", type=float, default=120.0)
+    parser.add_argument("--ramp", type=float, default=120.0)
+    parser.add_argument("--baseline", type=float, default=20.0)
+    parser.add_argument("--objective-ms", type=float, default=5.0)
+    parser.add_argument("--max-replicas", type=int, default=4)
+    parser.add_argument("--join-seconds", type=int, default=90)
+    parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--output", type=Path, default=RESULTS / "autoscale.json")
-    args = parser.parse_args(argv)
-    rec = Recorder("autoscale", argv)
-    run(args, rec)
+    args = parser.parse_args()
+    rec = Recorder("autoscale")
+    rec.doc.update(parameters=vars(args) | {"output": str(args.output)}, scenarios={})
+    with tempfile.TemporaryDirectory(prefix="bench-autoscale-") as tmp:
+        work = Path(tmp)
+        env = LocalEnv(state_dir=work / "env", nodes=0)
+        t0 = time.monotonic()
+        env.up(progress=lambda m: say(f"autoscale: {m}"))
+        rec.doc["env_up_seconds"] = round(time.monotonic() - t0, 1)
+        try:
+            run_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            run_env.update(env.environ(), TRITONFIL_LOCAL_NODE_JOIN_SECONDS=str(args.join_seconds))
+            for name in ("AWS_ENDPOINT_URL", "AWS_URL"):
+                run_env.pop(name)
+            (work / "values.json").write_text(json.dumps(values(args)))
+            t0 = time.monotonic()
+            deploy = run_playbook("site.yml", work / "deploy", run_env, "-e", f"@{work / 'values.json'}", timeout=1800)
+            rec.doc["deploy_seconds"] = round(time.monotonic() - t0, 1)
+            if deploy.rc != 0:
+                rec.doc["error"] = f"site.yml failed: {deploy.failure}"
+                rec.write(args.output)
+                say(rec.doc["error"])
+                return 1
+            cluster = Cluster(env)
+            query = cluster.get("get", "scaledobject", "-n", NS, "triton")["spec"]["triggers"][0]["metadata"]["query"]
+            rec.doc["query"] = query
+            for shape in args.scenarios.split(","):
+                say(f"autoscale: scenario {shape}")
+                rec.doc["scenarios"][shape] = scenario(cluster, query, shape, args)
+                say(f"autoscale: {shape}: {rec.doc['scenarios'][shape]['summary']}")
+        finally:
+            env.down()
     path = rec.write(args.output)
-    plot(rec.doc, path.with_suffix(".png"))
-    for name, sc in rec.doc["scenarios"].items():
-        s = {k: v for k, v in sc["summary"].items() if k.startswith("seconds") or k in ("target_replicas", "note")}
-        sys.stdout.write(f"{name:<13} {json.dumps(s)}\n")
-    sys.stdout.write(f"wrote {path}\n")
+    plot(rec.doc, args.output.with_suffix(".png"))
+    say(f"autoscale: wrote {path}")
     return 0
 
 

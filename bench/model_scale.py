@@ -9,10 +9,11 @@ as a separate process (wall time, CPU time, peak RSS of the process tree from wa
 
 - `tritonfil models validate PATH --json` (the CLI), and the module
   `tritonfil.eks.triton_model_repository` through `ansible localhost -m` (what s3_models' preflight runs);
-- role `tritonfil.eks.s3_models` against moto (a moto-only local environment): the first sync,
-  a no-op resync, and a resync after one config.pbtxt changed. The uploaded/skipped counts come
-  from the role's `s3_models_sync` fact; the no-op resync must upload 0 files (0 bytes) and the
-  one-file change exactly 1 (recorded as `expected_ok`, never asserted).
+- role `tritonfil.eks.s3_models` against moto (a moto-only local environment): the first revision,
+  a no-op resync (same content: same revision) and a resync after one config.pbtxt changed (a new
+  revision). The uploaded/copied/skipped counts and bytes come from the role's `s3_models_sync` fact;
+  the no-op resync must upload 0 files (0 bytes) and the one-file change exactly 1, the revision's
+  other files copied server-side (recorded as `expected_ok`, never asserted).
 
 Results: bench/results/model_scale.json and model_scale.png.
 """
@@ -32,15 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, VENV_BIN, Recorder, ansible_env, pyplot, run_measured, save_figure, say  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from tests.integration.playbook_run import ROLE_PLAY, Run  # noqa: E402
+from tests.integration.playbook_run import Run, role_play  # noqa: E402
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
 
-SYNC_TASK = "Upload the changed model files"
+SYNC_TASK = "Store the model repository as a revision"
 
 
 def generate(dest: Path, sample: Path, count: int) -> int:
     """COUNT copies of the SAMPLE model directory named m0000_<sample>...; returns total bytes."""
     config = (sample / "config.pbtxt").read_text()
+    reference = json.loads((sample / "reference.json").read_text()) if (sample / "reference.json").exists() else None
     total = 0
     for i in range(count):
         name = f"m{i:04d}_{sample.name}"
@@ -48,6 +50,8 @@ def generate(dest: Path, sample: Path, count: int) -> int:
         shutil.copytree(sample, target)
         text = config.replace(f'name: "{sample.name}"', f'name: "{name}"')
         (target / "config.pbtxt").write_text(text)
+        if reference is not None:
+            (target / "reference.json").write_text(json.dumps({**reference, "model": name}, indent=1))
         total += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     return total
 
@@ -81,7 +85,9 @@ def moto_rss_mib(env: LocalEnv) -> float | None:
 
 def run_role(work: Path, variables: dict[str, Any], environ: dict[str, str]) -> tuple[dict[str, Any], Run]:
     work.mkdir(parents=True)
-    (work / "play.yml").write_text(ROLE_PLAY.replace("ROLE", "s3_models"))
+    # Region and endpoint through module_defaults (group/tritonfil.eks.aws), as the playbooks give them.
+    aws = {"region": "us-east-1", "endpoint_url": environ["AWS_ENDPOINT_URL"]}
+    (work / "play.yml").write_text(role_play("s3_models", aws=aws))
     (work / "vars.json").write_text(json.dumps(variables))
     argv = [
         str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml"), "-e", f"@{work / 'vars.json'}",
@@ -92,7 +98,10 @@ def run_role(work: Path, variables: dict[str, Any], environ: dict[str, str]) -> 
     out["sync_task_seconds"] = task_seconds(m.stdout, SYNC_TASK)
     sync = run.facts.get("s3_models_sync", {})
     out["uploaded_files"] = int(sync.get("uploaded", -1)) if sync else None
+    out["uploaded_bytes"] = int(sync.get("bytes_uploaded", -1)) if sync else None
+    out["copied_files"] = int(sync.get("copied", -1)) if sync else None
     out["skipped_files"] = int(sync.get("skipped", -1)) if sync else None
+    out["revision"] = sync.get("revision") if sync else None
     out["recap"] = run.recap
     if m.rc != 0:
         out["failure"] = run.failure or m.stderr[-500:]
@@ -102,16 +111,6 @@ def run_role(work: Path, variables: dict[str, Any], environ: dict[str, str]) -> 
 class _Completed:
     def __init__(self, rc: int, stdout: str, stderr: str) -> None:
         self.returncode, self.stdout, self.stderr = rc, stdout, stderr
-
-
-def bytes_of(root: Path, keys: list[str], prefix: str) -> int:
-    total = 0
-    for key in keys:
-        rel = key[len(prefix) + 1 :] if prefix and key.startswith(prefix + "/") else key
-        f = root / rel
-        if f.is_file():
-            total += f.stat().st_size
-    return total
 
 
 def measure(count: int, sample: Path, env: LocalEnv, work: Path) -> dict[str, Any]:
@@ -145,18 +144,13 @@ def measure(count: int, sample: Path, env: LocalEnv, work: Path) -> dict[str, An
     variables = {
         "ansible_python_interpreter": sys.executable,
         "s3_models_bucket": f"bench-models-{count}",
-        "s3_models_region": "us-east-1",
         "s3_models_prefix": "models",
         "s3_models_repository_path": str(repo),
-        "s3_models_endpoint_url": environ["AWS_ENDPOINT_URL"],
         "s3_models_tls_only_policy": False,
     }
-    first, first_run = run_role(work / "first", variables, environ)
-    keys = first_run.facts.get("s3_models_sync", {}).get("uploaded_keys", [])
-    first["uploaded_bytes"] = bytes_of(repo, keys, "models")
+    first, _first_run = run_role(work / "first", variables, environ)
     say(f"model_scale: {count} first sync {first['seconds']}s uploaded {first['uploaded_files']}")
-    noop, noop_run = run_role(work / "noop", variables, environ)
-    noop["uploaded_bytes"] = bytes_of(repo, noop_run.facts.get("s3_models_sync", {}).get("uploaded_keys", []), "models")
+    noop, _noop_run = run_role(work / "noop", variables, environ)
     noop["expected_ok"] = (
         noop["uploaded_files"] == 0 and noop["uploaded_bytes"] == 0 and noop["recap"].get("changed") == 0
     )
@@ -164,10 +158,9 @@ def measure(count: int, sample: Path, env: LocalEnv, work: Path) -> dict[str, An
     changed = repo / f"m0000_{sample.name}" / "config.pbtxt"
     changed.write_text(changed.read_text() + "# bench: one changed file\n")
     one, one_run = run_role(work / "one", variables, environ)
-    one_keys = one_run.facts.get("s3_models_sync", {}).get("uploaded_keys", [])
-    one["uploaded_bytes"] = bytes_of(repo, one_keys, "models")
-    one["uploaded_keys"] = one_keys
-    one["expected_ok"] = one["uploaded_files"] == 1
+    one["uploaded_keys"] = one_run.facts.get("s3_models_sync", {}).get("uploaded_keys", [])
+    # The changed config.pbtxt is uploaded; the revision's other objects are copied server-side, not re-sent.
+    one["expected_ok"] = one["uploaded_files"] == 1 and one["copied_files"] == files - 1
     say(f"model_scale: {count} one-file change {one['seconds']}s uploaded {one['uploaded_files']}")
     res.update(first_sync=first, noop_resync=noop, one_file_change=one, moto_rss_mib_after=moto_rss_mib(env))
     return res

@@ -32,11 +32,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "pods": ("pods.py", ["--replicas", "3", "--rounds", "2"], ["--replicas", "2", "--rounds", "1"]),
     "infer": ("infer_sweep.py", ["--seconds", "4"], ["--seconds", "1", "--concurrency", "1,4,16"]),
     "model_scale": ("model_scale.py", ["--counts", "10,100,500"], ["--counts", "10,50"]),
+    "rollout": ("rollout.py", ["--counts", "1,10,100"], ["--counts", "1,10"]),
     "converge": ("converge.py", [], []),
     "autoscale": (
         "autoscale.py",
-        ["--nodes", "50", "--timeout", "420"],
-        ["--nodes", "50", "--scenarios", "default_step,tuned_step", "--timeout", "240"],
+        [],
+        ["--scenarios", "step", "--hold", "60", "--join-seconds", "30", "--timeout", "420"],
     ),
 }
 
@@ -66,20 +67,32 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
                 f" {n.get('uploaded_bytes')} B), 1-file {o['seconds']} s ({o['uploaded_files']} file);"
                 f" peak {max(f['peak_rss_mib'], n['peak_rss_mib'])} MiB",
             )
+    elif name == "rollout":
+        for r in doc.get("runs", []):
+            f, c = r["first_deploy"], r.get("one_model_change")
+            if c is None:
+                row(f"{r['models']} models", f"first deploy FAILED: {f.get('failure', '')[:200]}")
+                continue
+            row(
+                f"{r['models']} models, one changed ({r['replicas']} replica)",
+                f"rollout (triton_release) {c['rollout_seconds']} s, verify {c['stages'].get('verify')} s,"
+                f" site.yml {c['seconds']} s; uploaded {c['uploaded_files']} file ({c['bytes_uploaded']} B),"
+                f" {c['copied_server_side']} copied server-side; first revision {f['bytes_uploaded']} B"
+                f" in {f['seconds']} s",
+            )
     elif name == "autoscale":
+        if doc.get("error"):
+            row("autoscale", f"FAILED: {doc['error']}")
         for sc, d in doc.get("scenarios", {}).items():
             s = d["summary"]
-            if s["shape"] == "step":
-                text = f"1 -> {s['target_replicas']} Ready {s['seconds_from_step_to_target_ready']} s after the step"
-            else:
-                text = (
-                    f"1 -> {s['target_replicas']} Ready {s['seconds_from_ramp_start_to_target_ready']} s after"
-                    f" the ramp start ({s['seconds_from_ramp_end_to_target_ready']} s after its end)"
-                )
-            if s.get("seconds_from_step_down_to_1_replica") is not None:
-                text += f"; back to 1 in {s['seconds_from_step_down_to_1_replica']} s"
-            text += f"; {s['replica_seconds_short_of_target']} replica-s short"
-            row(f"{sc} ({doc.get('gpu_nodes')} GPU nodes)", text)
+            row(
+                f"{sc} (KEDA + Karpenter, process-backed pods)",
+                f"{s['most_replicas_wanted']} replicas wanted, enough ready"
+                f" {s['seconds_from_change_to_enough_ready']} s after the change;"
+                f" queue > {s['objective_ms']} ms for {s['seconds_queue_above_objective']} s;"
+                f" {s['gpu_node_hours']} GPU-node-h vs {s['static_peak_node_hours']} static at the peak"
+                f" ({s['peak_gpu_nodes']} nodes)",
+            )
     elif name == "infer":
         for model, m in doc.get("models", {}).items():
             for protocol in ("http", "grpc"):
