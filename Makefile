@@ -11,7 +11,7 @@ SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements/lock.txt pyproject.toml 2
 export PATH := $(abspath $(BIN)):$(CACHE)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: help setup wheelhouse tools tools-required scanner lint test test-unit test-integration local local-up local-down local-status bench lock clean
+.PHONY: help setup wheelhouse tools tools-required tools-local scanner lint test test-unit test-integration local local-up local-down local-status bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -59,6 +59,14 @@ tools: ## Build the pinned binaries (kubernetes, etcd, kwok, metrics-server, hel
 tools-required: ## What the local environment, site.yml and the tests need (all of them: the istio role runs istioctl)
 	scripts/tools.sh debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda
 
+# What `make local` needs: all but eksctl. Locally eks_gpu_cluster runs tritonfil-eksctl-sim (inventory/local/emulator.yml:
+# eks_gpu_cluster_eksctl_path); the real eksctl (~11 min to build) only checks rendered ClusterConfigs in the tests,
+# which tools-required builds. istioctl stays: the istio role renders Istio's manifest with it, locally too.
+LOCAL_TOOLS := debian kubernetes etcd kwok metrics-server helm istioctl prometheus karpenter keda
+
+tools-local: ## What `make local` needs (tools-required without eksctl)
+	scripts/tools.sh $(LOCAL_TOOLS)
+
 lint: setup ## ruff, yamllint, ansible-lint (production), helm lint, antsibull-changelog lint, ansible-test sanity
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -83,8 +91,21 @@ lock: ## Re-resolve requirements/base.in into requirements/lock.txt
 	{ sed -n '1,2p' requirements/lock.txt; /tmp/tritonfil-lock/bin/pip freeze; } > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
-local-up: setup tools-required ## Start the local environment (tools are built first if missing)
-	$(BIN)/tritonfil local up
+# The Python setup (downloads and unpacking, mostly I/O) runs while the Go builds (CPU) start: tools.sh in the
+# background, its lines prefixed [tools]. The Go builds stay one after another: each `go build` already uses both
+# cores, and a later build reuses the packages an earlier one compiled (docs/development.md).
+# Through a variable, not $(MAKE) itself: `make -n local` then prints these recipes instead of running them.
+SUBMAKE = $(MAKE) --no-print-directory
+
+local-up: ## Start the local environment (the Python setup and the missing tools first, at the same time)
+	@start=$$(date +%s); \
+	scripts/tools.sh $(LOCAL_TOOLS) & tools=$$!; \
+	if ! $(SUBMAKE) setup; then echo "local-up: setup failed; waiting for scripts/tools.sh to finish" >&2; wait $$tools || true; exit 1; fi; \
+	wait $$tools || { echo "local-up: scripts/tools.sh failed (its lines above say which tool)" >&2; exit 1; }; \
+	ready=$$(date +%s); \
+	$(BIN)/tritonfil local up; \
+	end=$$(date +%s); \
+	echo "local-up: setup and tools $$((ready - start))s, environment $$((end - ready))s"
 
 local-down: ## Stop everything the local environment started
 	@if [[ -x $(BIN)/tritonfil ]]; then $(BIN)/tritonfil local down; else echo "nothing to stop (no venv)"; fi
@@ -92,10 +113,15 @@ local-down: ## Stop everything the local environment started
 local-status: setup ## Health of each local component
 	$(BIN)/tritonfil local status
 
-local: local-up ## From a fresh clone: set up, build tools, start the local environment, run site.yml against it
+local: ## From a fresh clone: set up, build tools, start the local environment, run site.yml against it
 	@# As root `local exec` runs the playbook inside the environment's network namespace (`tritonfil`), with its
 	@# KUBECONFIG, AWS endpoint variables and the pinned tools on PATH. The last task prints the inference report.
-	ANSIBLE_DISPLAY_SKIPPED_HOSTS=false $(BIN)/tritonfil local exec -- ansible-playbook site.yml -i inventory/local
+	@start=$$(date +%s); \
+	$(SUBMAKE) local-up; \
+	up=$$(date +%s); \
+	ANSIBLE_DISPLAY_SKIPPED_HOSTS=false $(BIN)/tritonfil local exec -- ansible-playbook site.yml -i inventory/local; \
+	end=$$(date +%s); \
+	echo "make local: done in $$(( (end - start) / 60 ))m$$(( (end - start) % 60 ))s (local-up $$((up - start))s, site.yml $$((end - up))s)"
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements/bench.txt 2>/dev/null | sha256sum | cut -c1-16)
 BENCH_ARGS ?=

@@ -31,6 +31,16 @@ if [[ ${1:-} == --check ]]; then check_only=true; shift; fi
 ALL=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda)
 # Tools the local environment and the tests cannot run without; istioctl is best effort (see README).
 REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl prometheus karpenter keda)
+# What a build of each tool takes on a fresh machine, in seconds: the one place these numbers live (docs/development.md
+# quotes them). Measured on our 2-core machines with other engineers' jobs running (so +-30 %), a cold Go build cache
+# (GOCACHE) and each tool built in this order (kubernetes first: the later builds reuse some of its packages). Sources:
+# a cold `make local` of 2026-12-01 (kubernetes .. istioctl, the module downloads included), and cold builds of
+# prometheus, karpenter and keda alone (TRITONFIL_CACHE and GOCACHE in temporary directories, the Go module cache
+# already filled); docs/development.md says which number comes from which run.
+declare -A ESTIMATE=(
+	[debian]=15 [kubernetes]=1040 [etcd]=80 [kwok]=220 [metrics-server]=590 [helm]=190 [eksctl]=670 [istioctl]=300
+	[prometheus]=280 [karpenter]=230 [keda]=790
+)
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
 # buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine,
 # and ShellCheck for ansible-test's shellcheck sanity test (scripts/sanity.sh, run by `make lint`).
@@ -39,6 +49,43 @@ tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=("${ALL[@]}")
 
 log() { printf '[tools] %s\n' "$*" >&2; }
+
+# 75 -> "1m15s"
+dur() { local s=$1; if ((s >= 60)); then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi; }
+# 1040 -> "~17 min", 80 -> "~1 min"
+approx() { local m=$((($1 + 30) / 60)); printf '~%d min' $((m > 0 ? m : 1)); }
+
+# building NAME VERSION: called by a build_<tool> once it knows it has to build (nothing cached, nothing on PATH).
+# Prints the estimate, then a line every TRITONFIL_TOOLS_HEARTBEAT seconds (60) while the build runs.
+announced=""
+heartbeat=""
+building() {
+	announced=$1
+	local est=${ESTIMATE[$1]:-0}
+	log "building $1 $2 (estimate $(approx "$est") on 2 cores)"
+	local every=${TRITONFIL_TOOLS_HEARTBEAT:-60} begin=$SECONDS
+	if ((every > 0)); then
+		(
+			nap=""
+			trap '[[ -n $nap ]] && kill "$nap" 2>/dev/null; exit 0' TERM
+			while :; do
+				sleep "$every" &
+				nap=$!
+				wait "$nap"
+				log "  still building $1: $(dur $((SECONDS - begin))) of $(approx "$est")"
+			done
+		) &
+		heartbeat=$!
+	fi
+}
+stop_heartbeat() {
+	if [[ -n $heartbeat ]]; then
+		kill "$heartbeat" 2>/dev/null || true
+		wait "$heartbeat" 2>/dev/null || true
+		heartbeat=""
+	fi
+}
+trap stop_heartbeat EXIT
 
 stamp() { echo "$STAMPS/$1-$2"; }
 have() { [[ -f $(stamp "$1" "$2") ]]; }
@@ -65,7 +112,7 @@ wrapper() {
 # gobuild DIR OUT PKG LDFLAGS [TAGS]
 gobuild() {
 	local dir=$1 out=$2 pkg=$3 ldflags=${4:-} tags=${5:-}
-	log "building $(basename "$out") from $pkg"
+	log "  go build $(basename "$out") ($pkg)"
 	(cd "$dir" && go build -trimpath ${tags:+-tags "$tags"} -ldflags "-s -w $ldflags" -o "$BIN/$out.tmp" "$pkg") >>"$LOG/$out.log" 2>&1 \
 		|| { log "build of $out failed: see $LOG/$out.log"; tail -20 "$LOG/$out.log" >&2; return 1; }
 	mv "$BIN/$out.tmp" "$BIN/$out"
@@ -94,7 +141,7 @@ build_debian() {
 		log "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
 		return 1
 	fi
-	log "installing Debian packages: ${missing[*]}"
+	building debian "(${missing[*]})"
 	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
 		>"$LOG/debian.log" 2>&1 || { log "apt-get failed: see $LOG/debian.log"; tail -20 "$LOG/debian.log" >&2; return 1; }
 }
@@ -107,6 +154,7 @@ build_kubernetes() {
 		touch "$(stamp kubernetes "$v")" && return 0
 	fi
 	$check_only && return 1
+	building kubernetes "$v"
 	local mod=$GOPATH/pkg/mod/k8s.io/kubernetes@$v
 	[[ -f $mod/go.mod ]] || go mod download k8s.io/kubernetes@"$v"
 	# Every `k8s.io/X => ./staging/src/k8s.io/X` becomes `k8s.io/X => k8s.io/X v0.<minor>`.
@@ -131,6 +179,7 @@ build_etcd() {
 	have etcd "$v" && return 0
 	on_path etcd "etcd Version: ${v#v}" --version && touch "$(stamp etcd "$v")" && return 0
 	$check_only && return 1
+	building etcd "$v"
 	# etcd server/v3 replaces its sibling modules with ../ paths; its require lines already
 	# name the same release, so the wrapper needs no replace at all.
 	wrapper etcd "$v" "go.etcd.io/etcd/server/v3@$v" "" go.etcd.io/etcd/server/v3
@@ -145,6 +194,7 @@ build_kwok() {
 		touch "$(stamp kwok "$v")" && return 0
 	fi
 	$check_only && return 1
+	building kwok "$v"
 	wrapper kwok "$v" "sigs.k8s.io/kwok@$v" "" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 	local ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBERNETES_VERSION"
 	gobuild "$BUILD/kwok-$v" kwok sigs.k8s.io/kwok/cmd/kwok "$ld"
@@ -156,6 +206,7 @@ build_metrics_server() {
 	local v=$METRICS_SERVER_VERSION
 	have metrics-server "$v" && return 0
 	$check_only && return 1
+	building metrics-server "$v"
 	wrapper metrics-server "$v" "sigs.k8s.io/metrics-server@$v" "" sigs.k8s.io/metrics-server/cmd/metrics-server
 	gobuild "$BUILD/metrics-server-$v" metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
 		"-X k8s.io/component-base/version.gitVersion=$v"
@@ -172,6 +223,7 @@ build_helm() {
 	have helm "$v" && return 0
 	on_path helm "$v" version --short && touch "$(stamp helm "$v")" && return 0
 	$check_only && return 1
+	building helm "$v"
 	wrapper helm "$v" "helm.sh/helm/v3@$v" "" helm.sh/helm/v3/cmd/helm
 	gobuild "$BUILD/helm-$v" helm helm.sh/helm/v3/cmd/helm \
 		"-X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
@@ -183,6 +235,7 @@ build_eksctl() {
 	have eksctl "$v" && return 0
 	on_path eksctl "${v#v}" version && touch "$(stamp eksctl "$v")" && return 0
 	$check_only && return 1
+	building eksctl "$v"
 	local mod=$GOPATH/pkg/mod/github.com/weaveworks/eksctl@$v
 	[[ -f $mod/go.mod ]] || go mod download github.com/weaveworks/eksctl@"$v"
 	local replaces
@@ -197,6 +250,7 @@ build_istioctl() {
 	local v=$ISTIO_MODULE_VERSION
 	have istioctl "$v" && return 0
 	$check_only && return 1
+	building istioctl "$v"
 	wrapper istioctl "$v" "istio.io/istio@$v" "" istio.io/istio/istioctl/cmd/istioctl
 	gobuild "$BUILD/istioctl-$v" istioctl istio.io/istio/istioctl/cmd/istioctl \
 		"-X istio.io/istio/pkg/version.buildVersion=$v -X istio.io/istio/pkg/version.buildStatus=Clean"
@@ -207,6 +261,7 @@ build_prometheus() {
 	local v=$PROMETHEUS_VERSION
 	have prometheus "$v" && return 0
 	$check_only && return 1
+	building prometheus "$PROMETHEUS_RELEASE"
 	# Debian's prometheus (2.42) has no Kubernetes service discovery; this build keeps only the Kubernetes,
 	# file and HTTP discoveries (the plugins' build tags) and no web UI assets (the HTTP API is all we use).
 	wrapper prometheus "$v" "github.com/prometheus/prometheus@$v" "" github.com/prometheus/prometheus/cmd/prometheus
@@ -220,6 +275,7 @@ build_karpenter() {
 	local v=$KARPENTER_VERSION
 	have karpenter "$v" && return 0
 	$check_only && return 1
+	building karpenter "$v"
 	# Karpenter's core module with its kwok cloud provider (sigs.k8s.io/karpenter/kwok): it creates KWOK nodes
 	# from an instance-types file. The module asks for a newer Go patch release than the machine's; the Go
 	# proxy serves that toolchain (GOTOOLCHAIN downloads it once into the module cache).
@@ -239,6 +295,7 @@ build_keda() {
 	local v=$KEDA_VERSION
 	have keda "$v" && return 0
 	$check_only && return 1
+	building keda "$v"
 	# KEDA's go.mod has a replace and an exclude that apply only when it is the main module: build in a
 	# writable copy of the module (what `go install` cannot do), both commands from the same copy.
 	local src=$GOPATH/pkg/mod/github.com/kedacore/keda/v2@$v dir=$BUILD/keda-$v
@@ -255,18 +312,31 @@ build_keda() {
 }
 
 rc=0
+built=() cached=() total_est=0
 for t in "${tools[@]}"; do
 	start=$SECONDS
+	announced=""
 	if "build_${t//-/_}"; then
-		log "$t ok ($((SECONDS - start))s)"
+		stop_heartbeat
+		if [[ -n $announced ]]; then
+			log "$t done in $(dur $((SECONDS - start))) (estimate $(approx "${ESTIMATE[$t]:-0}"))"
+			built+=("$t") && total_est=$((total_est + ${ESTIMATE[$t]:-0}))
+		else
+			log "$t ok (cached)"
+			cached+=("$t")
+		fi
 	else
+		stop_heartbeat
 		if $check_only; then
 			log "$t missing"
 		else
-			log "$t FAILED ($((SECONDS - start))s)"
+			log "$t FAILED after $(dur $((SECONDS - start)))"
 		fi
 		for r in "${REQUIRED[@]}"; do [[ $r == "$t" ]] && rc=1; done
 		$check_only && rc=1
 	fi
 done
+if ! $check_only && [[ ${#built[@]} -gt 0 ]]; then
+	log "built ${built[*]} in $(dur "$SECONDS") (estimate $(approx "$total_est")); ${#cached[@]} already in $BIN"
+fi
 exit $rc
