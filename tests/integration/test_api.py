@@ -22,6 +22,7 @@ from tritonfil.api import RunEvent, RunResult
 pytestmark = pytest.mark.integration
 
 SECRET = "tritonfil-api-secret-Qv7pX2"
+VERIFY_FAILED = "Fail naming the revision, the models and the mismatch"
 ACCESS_KEY = "AKIATRITONFILAPI0001"
 
 
@@ -80,10 +81,13 @@ def test_unreachable_endpoint_raises_naming_the_readiness_task(tmp_path, local_e
         )
     failed = info.value.failed_task
     assert failed is not None, info.value.result.output_tail
-    assert failed.task == "Wait until the server and every model are READY"
-    assert failed.role == "" and failed.stage == "Verify the Triton endpoint"
-    assert "127.0.0.1:9" in failed.message
-    assert "Wait until the server and every model are READY" in str(info.value)
+    # The readiness check fails inside verify's block; its rescue (the gate) ends the run with one message naming
+    # the revision (none here: an endpoint given by URL) and each endpoint with why.
+    assert failed.task == VERIFY_FAILED
+    assert failed.role == "" and failed.stage == "Verify the Triton release"
+    assert failed.message.startswith("verify failed on model revision "), failed.message
+    assert "endpoint http://127.0.0.1:9: " in failed.message and "not live" in failed.message, failed.message
+    assert VERIFY_FAILED in str(info.value)
 
 
 def test_converged_stage_plans_nothing_and_no_secret_reaches_the_artifacts(tmp_path, local_environ):
@@ -121,14 +125,16 @@ def tritonfil_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProces
     )  # fmt: skip
 
 
-def test_cli_verify_reports_stages_and_summary(tmp_path, local_environ):
-    proc = tritonfil_cli("verify", "-e", "tritonfil_verify_requests=5", env={"TRITONFIL_RUNS": str(tmp_path / "runs")})
+def test_cli_deploy_of_one_stage_reports_stages_and_summary(tmp_path, local_environ):
+    # On a pipe: plain timestamped progress on stderr, the summary on stdout (the pseudo-terminal view:
+    # test_cli_terminal). The session's environment has no release yet, so the stage is the image's.
+    proc = tritonfil_cli("deploy", "--tags", "ecr_image", env={"TRITONFIL_RUNS": str(tmp_path / "runs")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "] Verify the Triton endpoint ..." in proc.stderr
-    assert "] Verify the Triton endpoint: done in " in proc.stderr and "] total " in proc.stderr
-    assert proc.stdout.startswith("verify: successful (rc=0) in ")
+    assert "] stage 1/9 ecr_image ..." in proc.stderr, proc.stderr
+    assert "] stage 1/9 ecr_image: done in " in proc.stderr and "] total " in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("deploy: successful (rc=0) in "), proc.stdout
     assert "  localhost  ok=" in proc.stdout and " failed=0 " in proc.stdout
-    assert f"  artifacts: {tmp_path / 'runs' / 'artifacts'}/verify-" in proc.stdout
+    assert f"  artifacts: {tmp_path / 'runs' / 'artifacts'}/deploy-" in proc.stdout
 
 
 def test_cli_exits_non_zero_with_the_failed_task(tmp_path, local_environ):
@@ -138,7 +144,5 @@ def test_cli_exits_non_zero_with_the_failed_task(tmp_path, local_environ):
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(
-        "tritonfil: verify (playbooks/verify.yml) failed (rc=2): task 'Wait until the server and every model are READY'"
-    )
-    assert "  failed: task 'Wait until the server and every model are READY' failed on localhost: " in proc.stdout
+    assert last.startswith(f"tritonfil: verify (playbooks/verify.yml) failed (rc=2): task '{VERIFY_FAILED}'"), last
+    assert f"  failed: task '{VERIFY_FAILED}' failed on localhost: verify failed on model revision " in proc.stdout
