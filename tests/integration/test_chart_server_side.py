@@ -205,6 +205,22 @@ POD_MONITOR_SPEC = {
                     "interval": PROM_DURATION,
                     "scrapeTimeout": PROM_DURATION,
                     "honorLabels": {"type": "boolean"},
+                    # prometheus-operator's RelabelConfig (monitoring.coreos.com/v1): the chart adds the release label
+                    "relabelings": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "sourceLabels": STRINGS,
+                                "separator": STRING,
+                                "targetLabel": STRING,
+                                "regex": STRING,
+                                "modulus": {"type": "integer", "format": "int64"},
+                                "replacement": STRING,
+                                "action": {"type": "string"},
+                            },
+                        },
+                    },
                 },
             },
         },
