@@ -328,9 +328,12 @@ def test_site_runs_every_stage_in_order_and_verify_checks_every_model(scenario, 
     assert_ok(run)
     assert run.recap["changed"] > 0
     assert run.stage_order() == STAGES, run.stage_order()
-    infer = run.result("Run every model against its reference")
-    assert sorted(m["name"] for m in infer["models"]) == MODELS
-    for model in infer["models"]:
+    # verify runs the references on every endpoint (each replica; a loop): every one checked every model.
+    endpoints = run.result("Run every model against its reference")["results"]
+    assert endpoints, run.result("Run every model against its reference")
+    for endpoint in endpoints:
+        assert sorted(m["name"] for m in endpoint["models"]) == MODELS, endpoint["item"]
+    for model in (m for endpoint in endpoints for m in endpoint["models"]):
         assert model["reference"]["match"] is True and model["reference"]["mismatched_rows"] == 0, model
         assert model["reference"]["rows"] > 0, model
     state = scenario["deployed"]
@@ -376,7 +379,12 @@ def test_each_stage_alone_after_deploy_changes_nothing_without_extra_vars(scenar
     assert_ok(run)
     assert run.recap["changed"] == 0, [n for n, r in run.tasks if r.get("changed")]
     # The stage, and the facts entry points of the stages whose published facts it needs.
-    producers = {"eks_gpu_cluster": {"s3_models"}, "triton_release": {"s3_models", "ecr_image", "eks_gpu_cluster"}}
+    producers = {
+        "eks_gpu_cluster": {"s3_models"},
+        "karpenter": {"eks_gpu_cluster"},  # the cluster's Karpenter IRSA role ARN
+        "triton_release": {"s3_models", "ecr_image", "eks_gpu_cluster"},
+        "verify": {"triton_release", "istio"},  # the release's endpoint and selector, the gateway's address
+    }
     expected = ({stage} if stage != "verify" else set()) | producers.get(stage, set())
     assert set(run.stage_order()) == expected, run.stage_order()
     if stage == "triton_release":  # it got the image, the revision and the IRSA role from their stages' state
@@ -393,7 +401,8 @@ def test_teardown_check_mode_predicts_and_removes_nothing(scenario):
                  "Report the bucket teardown", "Report the repository teardown"):  # fmt: skip
         assert task in changed, (task, changed)
     assert any(n.startswith("Ensure the EKS cluster") for n in changed), changed  # the module's plan: delete
-    assert run.result("Report the bucket teardown")["msg"].endswith("would be deleted with its objects")
+    msg = run.result("Report the bucket teardown")["msg"]
+    assert msg.endswith("model object versions would be deleted, then the bucket if that empties it"), msg
     assert scenario["after_teardown_plan"] == scenario["deployed"]
 
 
@@ -454,12 +463,12 @@ def test_site_interrupted_mid_run_converges_on_rerun(scenario, site):
     assert_ok(resumed)
     actions = resumed.result("Ensure the EKS cluster and its GPU and system node groups (eksctl)")["actions"]
     assert f"associate IAM OIDC provider with cluster {cluster}" in actions, actions
+    # The system node group only: GPU nodes come from Karpenter (the managed GPU node group is off by default).
     assert [a.split(" (")[0] for a in actions if a.startswith("create node group")] == [
-        "create node group gpu",
         "create node group system",
     ], actions
-    infer = resumed.result("Run every model against its reference")
-    assert all(m["reference"]["match"] for m in infer["models"]), infer["models"]
+    endpoints = resumed.result("Run every model against its reference")["results"]
+    assert endpoints and all(m["reference"]["match"] for e in endpoints for m in e["models"]), endpoints
     assert scenario["resumed_state"] == scenario["deployed"]
 
 
