@@ -469,7 +469,18 @@ def test_site_interrupted_mid_run_converges_on_rerun(scenario, site):
     ], actions
     endpoints = resumed.result("Run every model against its reference")["results"]
     assert endpoints and all(m["reference"]["match"] for e in endpoints for m in e["models"]), endpoints
-    assert scenario["resumed_state"] == scenario["deployed"]
+    # The same revision (same keys, same file contents); its manifest and the index were written anew after the
+    # teardown, so they hold other times: compared by presence only.
+    assert without_written_times(scenario["resumed_state"]) == without_written_times(scenario["deployed"])
+
+
+def without_written_times(state: dict[str, Any]) -> dict[str, Any]:
+    """STATE with the ETags of the revision index and manifests (they record when they were written) masked."""
+    objects = state.get("objects")
+    if not objects:
+        return state
+    masked = {k: ("(written)" if k.endswith("/index.json") or "/manifests/" in k else v) for k, v in objects.items()}
+    return {**state, "objects": masked}
 
 
 def test_an_inventory_of_user_values_only_deploys_and_reruns_unchanged(scenario, site):
