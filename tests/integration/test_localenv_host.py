@@ -29,6 +29,17 @@ def listening(host) -> list[str]:
     return [s for s in host.socket.get_listening_sockets() if s.startswith(("tcp://", "tcp6://", "udp://", "udp6://"))]
 
 
+# Process names (comm, 15 characters at most) that bind every interface by upstream design.
+WILDCARD_BINDERS = {"karpenter-kwok", "keda-metrics-ap"}
+
+
+def owner(host, port: int) -> str:
+    """The name of the process listening on TCP PORT (ss -ltnp), or '?'."""
+    out = host.run(f"ss -H -ltnp sport = :{port}").stdout
+    start = out.find('users:(("')
+    return out[start + 9 : out.find('"', start + 9)] if start >= 0 else "?"
+
+
 def test_every_service_listens_on_loopback_only(local_env: LocalEnv, host):
     sockets = listening(host)
     assert sockets, "no listening sockets seen"
@@ -39,7 +50,14 @@ def test_every_service_listens_on_loopback_only(local_env: LocalEnv, host):
     seen_ports = {int(s.rsplit(":", 1)[1]) for s in sockets}
     assert ports <= seen_ports, (ports, sockets)
     wildcard = [s for s in sockets if not s.split("://", 1)[1].startswith(("127.", "[::1]", "::1", "::ffff:127."))]
-    assert wildcard == [], f"listening beyond loopback: {wildcard}"
+    # Karpenter binds its metrics and health ports as ":PORT" (sigs.k8s.io/karpenter pkg/operator: no host part),
+    # and so does KEDA's metrics API server for its own metrics: every interface. Inside the environment's network
+    # namespace (root) the only interface is loopback, so that is loopback too; on the host network (not root) it
+    # is a known gap (docs/local-environment.md). Every other process binds 127.0.0.1.
+    allowed = WILDCARD_BINDERS if os.geteuid() == 0 else set()
+    owners = {s: owner(host, int(s.rsplit(":", 1)[1])) for s in wildcard}
+    beyond = {s: o for s, o in owners.items() if o not in allowed}
+    assert beyond == {}, f"listening beyond loopback: {beyond}"
 
 
 def test_state_files_are_private(local_env: LocalEnv, host):
@@ -74,6 +92,8 @@ def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
         ["cluster", "ok"],
         ["pods", "ok"],
         ["prometheus", "ok"],
+        ["karpenter", "ok"],
+        ["keda", "ok"],
     ]
     nodes = tritonfil(state, "local", "exec", "--", "kubectl", "get", "nodes", "-o", "name")
     assert nodes.returncode == 0 and nodes.stdout.strip().startswith("node/ip-192-168-"), nodes
@@ -83,7 +103,9 @@ def test_cli_up_status_exec_down_leaves_nothing_behind(tmp_path, host):
 
     down = tritonfil(state, "local", "down")
     assert down.returncode == 0, down.stderr
-    assert down.stdout.strip() == "stopped: prometheus, pods, registry, moto, cluster"
+    assert down.stdout.strip() == (
+        "stopped: keda-metrics-apiserver, keda-operator, karpenter, prometheus, pods, registry, moto, cluster"
+    )
     assert ours() == []
     assert not (state / "endpoints.json").exists() and not (state / "kubeconfig").exists()
     assert not (state / "eks-kubeconfig").exists()
