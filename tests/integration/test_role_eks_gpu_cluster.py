@@ -40,6 +40,7 @@ FAKE_SECRET = "tritonfil-fake-secret-eks-4Hq8"
 CLUSTER = "tritonfil-it"
 CLUSTER_TASK = "Ensure the EKS cluster and its GPU and system node groups (eksctl)"
 SIM = "tritonfil-eksctl-sim"
+PUBLISH = "Publish the kubeconfig path and the IRSA role ARNs (Triton; Karpenter's controller)"
 GPU_TASK = "Check every node exposes allocatable nvidia.com/gpu"
 NO_GPU_NODE = "ip-192-168-9-99.ec2.internal"
 
@@ -61,6 +62,8 @@ class Env:
         return {
             "eks_gpu_cluster_name": CLUSTER,
             "eks_gpu_cluster_kubernetes_version": "1.36",
+            # The managed GPU node group (optional since Karpenter, off by default): this test is about it.
+            "eks_gpu_cluster_gpu_nodegroup_enabled": True,
             "eks_gpu_cluster_instance_type": "g4dn.12xlarge",
             "eks_gpu_cluster_nodes_min": 2,
             "eks_gpu_cluster_nodes_desired": 2,
@@ -270,7 +273,7 @@ def test_first_run_creates_cluster_nodegroup_irsa_and_kubeconfig(scenario, env):
     condition = scenario["irsa_trust"]["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:triton:triton" in condition.values()
     assert run.result(GPU_TASK)["msg"] == "2 GPU nodes in node group gpu"
-    facts = run.result("Publish the kubeconfig path and the Triton IRSA role ARN")["ansible_facts"]
+    facts = run.result(PUBLISH)["ansible_facts"]
     assert facts["eks_gpu_cluster_kubeconfig_path"] == str(env.work / "kube" / "config")
     # eksctl makes the IAM role only (the chart owns the ServiceAccount), under a known name.
     sa = config["iam"]["serviceAccounts"][0]
@@ -285,7 +288,7 @@ def test_facts_entry_point_reads_the_role_from_iam(scenario):
     run = scenario["facts"]
     assert_ok(run)
     assert run.recap["changed"] == 0
-    created = scenario["first"].result("Publish the kubeconfig path and the Triton IRSA role ARN")["ansible_facts"]
+    created = scenario["first"].result(PUBLISH)["ansible_facts"]
     assert {k: run.facts[k] for k in created} == created
 
 
