@@ -167,7 +167,7 @@ def test_first_run_creates_the_bucket_and_stores_every_file_as_one_revision(scen
     assert run.recap["changed"] == 2, run.tail()  # the bucket, the revision
     assert run.result(BUCKET_TASK)["changed"] and run.result(SYNC_TASK)["changed"]
     revision = run.sync["revision"]
-    assert run.sync["uploaded"] == len(SAMPLE_FILES) == 8
+    assert run.sync["uploaded"] == len(SAMPLE_FILES) == 12  # 4 models: config, model file, reference
     assert run.sync["copied"] == 0 and run.sync["skipped"] == 0 and run.sync["previous"] is None
     assert run.sync["uploaded_keys"] == revision_keys(revision)
     assert scenario["keys_first"] == sorted(
