@@ -61,6 +61,8 @@ class Env:
             "triton_release_replicas_min": 1,
             "triton_release_replicas_max": 4,
             "triton_release_target_cpu_utilization": 60,
+            # The CPU HPA with metrics-server (KEDA on the queue time: tests/integration/test_autoscale.py).
+            "triton_release_autoscaler": "hpa",
             "triton_release_irsa_role_arn": ROLE_ARN,
             "triton_release_aws_region": "eu-west-1",
             "triton_release_istio_enabled": False,
@@ -182,6 +184,7 @@ def test_first_run_installs_second_changes_nothing(env: Env, installed: dict[str
         "metrics_port": 8002,
         "http_url": f"http://triton.{NAMESPACE}.svc.cluster.local:8000",
         "grpc_url": f"triton.{NAMESPACE}.svc.cluster.local:8001",
+        "gateway_scheme": "",  # no Gateway (istio off): verify goes to the replicas
     }
     assert first.facts["triton_release_endpoint"] == endpoint
     # What verify reads when the stage is not in the run (playbooks/verify.yml alone).
