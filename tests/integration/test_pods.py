@@ -167,11 +167,13 @@ def test_verify_checked_the_replica_at_its_own_address(deployment):
     report = deployment.first.result("Inference check report")["msg"]
     [proc] = deployment.ready()
     pod = proc["pod"].split("/", 1)[1]
+    # The first line names the model revision the replicas serve (and that it is live); then each endpoint.
+    assert report[0].startswith("model revision ") and report[0].endswith(" (live)"), report
     assert (
-        report[0]
+        report[1]
         == f"replica {pod} (http://{proc['http']}): {len(MODELS)} of {len(MODELS)} models predict as their references"
-    )
-    assert [line.split()[:2] for line in report[1:]] == [["PASS", m] for m in MODELS]
+    ), report
+    assert [line.split()[:2] for line in report[2:]] == [["PASS", m] for m in MODELS], report
 
 
 def test_prometheus_scrapes_the_pod_through_kubernetes_discovery(deployment, local_env):
