@@ -11,18 +11,18 @@ replica count.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.integration import faults
 from tests.integration.playbook_run import Run, run_playbook
 from tritonfil.localenv import pods as podlib
 from tritonfil.localenv.env import LocalEnv
@@ -40,15 +40,8 @@ CONFIRM = (
 NS = "triton"
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout:.0f}s (last: {last})")
+# The fault drills' polling helper, at this module's 1 s interval.
+wait_until = functools.partial(faults.wait_until, interval=1.0)
 
 
 def get_json(url: str, body: bytes | None = None) -> Any:
