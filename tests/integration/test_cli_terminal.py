@@ -1,10 +1,11 @@
 """`tritonfil deploy` as an operator sees it, against the session's local environment.
 
 1. In a terminal (a pseudo-terminal of 150x45, TERM=xterm-256color): `tritonfil deploy --tags
-   ecr_image,s3_models` with a heartbeat every second (TRITONFIL_HEARTBEAT=1). The screen output shows the
-   stage counter (``stage 1/9 ecr_image``, ``stage 2/9 s3_models``), the spinner status line with the
+   ecr_image,s3_models` with a heartbeat every 0.2 s (TRITONFIL_HEARTBEAT=0.2: shorter than an Ansible
+   module's start-up, so a fast machine, whose every task ends within a second, still shows one). The screen
+   output shows the stage counter (``stage 1/9 ecr_image``, ``stage 2/9 s3_models``), the spinner status line with the
    running task, at least one ``still waiting: TASK (…)`` heartbeat line during a task that runs longer
-   than a second, and the final rich summary table. The transcript is kept in the test's directory.
+   than the interval, and the final rich summary table. The transcript is kept in the test's directory.
 2. The same run again with ``--json``, stdout a pipe: stdout is one JSON document (the converged rerun
    changes nothing); stderr, not a terminal, carries the plain timestamped progress lines.
 """
@@ -37,7 +38,7 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 def environ(local_env: LocalEnv, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PYTEST_"))}
     env.update(local_env.environ())
-    env.update(TRITONFIL_HEARTBEAT="1", TRITONFIL_RUNS=str(tmp_path / "runs"), TERM="xterm-256color")
+    env.update(TRITONFIL_HEARTBEAT="0.2", TRITONFIL_RUNS=str(tmp_path / "runs"), TERM="xterm-256color")
     env.pop("NO_COLOR", None)
     return env
 
@@ -95,7 +96,7 @@ def test_deploy_in_a_terminal_shows_the_stage_counter_and_heartbeats_then_json(l
     assert re.search(rf"[{SPINNER}] stage 2/9 s3_models [0-9.ms]+ · total [0-9.ms]+ · .+ \([0-9.ms]+\)", text), text[
         -6000:
     ]
-    # At least one heartbeat during a task that ran longer than the 1 s interval.
+    # At least one heartbeat during a task that ran longer than the 0.2 s interval.
     beats = re.findall(r"still waiting: (.+?) \(([0-9.]+s|\d+m\d+s)(?:, attempt [^)]*)?\)", text)
     assert beats, text[-6000:]
     # The summary: a rich table with both stages and the five not run.

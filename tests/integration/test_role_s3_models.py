@@ -186,7 +186,7 @@ def test_first_run_creates_the_bucket_and_stores_every_file_as_one_revision(scen
         "RestrictPublicBuckets": True,
     }
     assert run.result(REPORT_TASK)["msg"].startswith(
-        f"s3://{bucket}/{PREFIX}/revisions/{revision}: stored (previous none): uploaded 8 ("
+        f"s3://{bucket}/{PREFIX}/revisions/{revision}: stored (previous none): uploaded {len(SAMPLE_FILES)} ("
     )
 
 
