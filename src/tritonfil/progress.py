@@ -36,6 +36,7 @@ __all__ = [
     "HEARTBEAT_ENV",
     "PREFLIGHT",
     "STAGES",
+    "STAGE_ROLES",
     "Progress",
     "StageReport",
     "format_duration",
@@ -45,16 +46,18 @@ __all__ = [
     "summary_document",
 ]
 
-_DEPLOY = (
+#: The stage roles of the collection, in the order a deploy runs them (the one list: the tests that check the
+#: roles, the collection tarball, the execution environment and the wheel read it from here).
+STAGE_ROLES = (
     "ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release",
 )  # fmt: skip
 #: The stages of each action, in the order they run (tests/unit/test_progress.py checks them against
 #: playbooks/deploy.yml, playbooks/verify.yml, playbooks/teardown.yml and site.yml).
 STAGES: dict[str, tuple[str, ...]] = {
-    "deploy": (*_DEPLOY, "verify"),
-    "plan": (*_DEPLOY, "verify"),
+    "deploy": (*STAGE_ROLES, "verify"),
+    "plan": (*STAGE_ROLES, "verify"),
     "verify": ("verify",),
-    "teardown": tuple(reversed(_DEPLOY)),
+    "teardown": tuple(reversed(STAGE_ROLES)),
     "rollback": ("triton_release", "verify"),
 }
 #: The phase before the first stage: input validation and the stages' preflight checks.

@@ -39,6 +39,7 @@ import yaml
 
 from tests.integration.playbook_run import Run, run_playbook
 from tritonfil.localenv.env import LocalEnv
+from tritonfil.progress import STAGE_ROLES
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ CONFIRM = (
     "-e",
     "tritonfil_teardown_confirm_delete_repository=true",
 )
-STAGES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
+STAGES = list(STAGE_ROLES)
 # The third inventory: the user's values and nothing else (cf. inventory/local/group_vars/all/main.yml).
 MODELS = sorted(p.name for p in (ROOT / "model_repository").iterdir() if (p / "config.pbtxt").exists())
 

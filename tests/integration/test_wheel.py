@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import ROOT, VENV_BIN
 from tests.wheel_build import build_wheel, collection_files_in, pip, pip_sources
 from tritonfil.localenv.env import LocalEnv
+from tritonfil.progress import STAGE_ROLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -103,14 +104,4 @@ def test_installed_wheel_runs_plan_against_the_local_environment_from_outside_th
     roles = {p for p in task_paths if "/roles/" in p}
     assert roles, sorted(task_paths)
     assert sorted(p for p in task_paths if not p.startswith(str(installed["collection"]) + "/")) == []
-    stages = (
-        "ecr_image",
-        "s3_models",
-        "eks_gpu_cluster",
-        "karpenter",
-        "metrics_server",
-        "keda",
-        "istio",
-        "triton_release",
-    )
-    assert [s for s in stages if not any(f"/roles/{s}/" in p for p in roles)] == [], sorted(roles)
+    assert [s for s in STAGE_ROLES if not any(f"/roles/{s}/" in p for p in roles)] == [], sorted(roles)

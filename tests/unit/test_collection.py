@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import ROOT, VENV_BIN, ansible_env
+from tritonfil.progress import STAGE_ROLES
 
 
 def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -32,16 +33,7 @@ def test_collection_build_holds_what_users_need_and_nothing_else(tmp_path):
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
     assert "galaxy.yml" not in names and {"MANIFEST.json", "FILES.json"} <= names
-    for role in (
-        "ecr_image",
-        "s3_models",
-        "eks_gpu_cluster",
-        "karpenter",
-        "metrics_server",
-        "keda",
-        "istio",
-        "triton_release",
-    ):
+    for role in STAGE_ROLES:
         assert f"roles/{role}/meta/argument_specs.yml" in names
     needed = {
         "site.yml", "README.md", "ansible.cfg", "meta/runtime.yml", "playbooks/deploy.yml", "inventory/aws/hosts.yml",

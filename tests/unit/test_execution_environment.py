@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT, VENV_BIN
 from tritonfil.collection import pins
+from tritonfil.progress import STAGE_ROLES
 
 EE_FILE = ROOT / "execution-environment.yml"
 INSTALL_TOOLS = ROOT / "awx" / "ee" / "install-tools.sh"
@@ -159,16 +160,7 @@ def test_context_galaxy_requirements_pin_the_dependencies_and_ship_this_collecti
         manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
     assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("tritonfil", "eks", galaxy["version"])
     assert manifest["dependencies"] == galaxy["dependencies"]
-    for role in (
-        "ecr_image",
-        "s3_models",
-        "eks_gpu_cluster",
-        "karpenter",
-        "metrics_server",
-        "keda",
-        "istio",
-        "triton_release",
-    ):
+    for role in STAGE_ROLES:
         assert f"roles/{role}/tasks/main.yml" in names
     assert "helm/triton/Chart.yaml" in names  # triton_release's default chart path is inside the collection
     assert {"plugins/modules/eksctl_cluster.py", "plugins/modules/triton_ready.py"} <= names

@@ -8,7 +8,9 @@ import re
 import pytest
 import yaml
 
-ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
+from tritonfil.progress import STAGE_ROLES
+
+ROLES = list(STAGE_ROLES)
 
 # Valid values for every required variable of each role, so one case can break exactly one thing. Connection
 # settings (region, endpoint, kubeconfig) are module_defaults, not role variables, and the inputs from earlier

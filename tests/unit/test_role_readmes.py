@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tritonfil.progress import STAGE_ROLES
+
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = ["ecr_image", "s3_models", "eks_gpu_cluster", "karpenter", "metrics_server", "keda", "istio", "triton_release"]
+ROLES = list(STAGE_ROLES)
 
 # What each role publishes: the stage's contract (playbooks/vars/wiring.yml wires it into later stages), and the
 # teardown entry point's result.
