@@ -16,6 +16,7 @@ see the fixture).
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration import faults
 from tritonfil.localenv.env import LocalEnv, Tools
 from tritonfil.localenv.nodes import GPU_SELECTOR
 
@@ -334,15 +336,8 @@ def applied(lines: list[str]) -> list[str]:
     return sorted(out)
 
 
-def wait_until(what: str, check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last})")
+# The fault drills' polling loop, at this module's interval.
+wait_until = functools.partial(faults.wait_until, interval=1.0)
 
 
 def ready_server_pods(env: LocalEnv, count: int) -> list[dict] | None:

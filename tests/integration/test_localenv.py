@@ -4,6 +4,7 @@ pipeline that makes an HPA scale, moto, an OCI registry, tritonserver — all on
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import boto3
 import pytest
 
+from tests.integration import faults
 from tritonfil.localenv.env import LocalEnv
 from tritonfil.localenv.nodes import GPU_SELECTOR
 
@@ -66,15 +68,8 @@ def set_usage(env: LocalEnv, deployment: str, cpu: str) -> None:
     env.kubectl("patch", "deployment", deployment, "--type=merge", "-p", json.dumps(patch))
 
 
-def wait_until(what: str, check, timeout: float, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last})")
+# The fault drills' polling loop, at this module's interval.
+wait_until = functools.partial(faults.wait_until, interval=2.0)
 
 
 def test_gpu_nodes_look_like_an_eks_g4dn_node_group(local_env: LocalEnv):
