@@ -500,6 +500,7 @@ class Runner:
         self._sts = None
         self._stop = threading.Event()
         self._passes = 0
+        self._nodes: list[dict] = []  # the last node list (ready_nodes)
         self.status_file = settings.state / "pods" / "status.json"
 
     # kubernetes access
@@ -536,11 +537,34 @@ class Runner:
             proc.terminate(grace=5)
         self.write_status()
 
+    def ready_nodes(self) -> set[str] | None:
+        """The names of the nodes whose Ready condition is True (None when they cannot be listed).
+
+        A Karpenter node exists from its creation but is Ready only once it has joined (the stage
+        node-initialize-delayed: creationTimestamp + the join delay). The scheduler binds pods to it before
+        that (a KWOK node without conditions carries no not-ready taint), so the runner, like a kubelet that
+        has not joined yet, starts no container there before the node is Ready: a new replica's readiness then
+        includes the node's join, as on EKS."""
+        try:
+            nodes = json.loads(self.api().list_node(_preload_content=False).data)["items"]
+        except Exception as exc:
+            print(f"[pods] listing nodes failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return None
+        self._nodes = nodes
+        return {
+            n["metadata"]["name"]
+            for n in nodes
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (n.get("status") or {}).get("conditions") or []
+            )
+        }
+
     def annotate_new_nodes(self) -> None:
         """Nodes that appear while the environment runs (Karpenter's, named at creation) get the annotation that
         tells metrics-server kwok's per-node metrics path, as localenv/nodes.py gives the static ones: pods
         there then have CPU metrics (the CPU HPA, `kubectl top`)."""
-        nodes = json.loads(self.api().list_node(_preload_content=False).data)["items"]
+        nodes = self._nodes
         for node in nodes:
             meta = node["metadata"]
             ann = meta.get("annotations") or {}
@@ -551,6 +575,7 @@ class Runner:
 
     def reconcile(self) -> None:
         self._passes += 1
+        joined = self.ready_nodes()
         if self._passes % 3 == 1:
             try:
                 self.annotate_new_nodes()
@@ -566,6 +591,8 @@ class Runner:
                 continue  # kwok's process-pod-start stage has not run yet
             uid = pod["metadata"]["uid"]
             seen.add(uid)
+            if uid not in self.processes and joined is not None and pod["spec"]["nodeName"] not in joined:
+                continue  # its node is still joining: nothing starts there yet (ready_nodes)
             self.reconcile_pod(pod)
         for uid in [u for u in self.processes if u not in seen]:
             proc = self.processes.pop(uid)
