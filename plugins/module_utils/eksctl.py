@@ -20,7 +20,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 try:
@@ -119,7 +120,9 @@ def _subprocess_runner(timeout: float | None) -> Runner:
 
 
 class Eksctl:
-    """The eksctl CLI for one region. ``runner`` replaces subprocess in tests."""
+    """The eksctl CLI for one region. ``runner`` replaces subprocess in tests. PARALLEL_READS: `read_all` runs
+    independent reads at the same time (default: only with the real subprocess runner, so a test's runner that
+    answers from a queue gets its calls in order)."""
 
     def __init__(
         self,
@@ -129,11 +132,13 @@ class Eksctl:
         environ: dict[str, str] | None = None,
         runner: Runner | None = None,
         timeout: float | None = None,
+        parallel_reads: bool | None = None,
     ) -> None:
         self.binary = binary
         self.region = region
         self.endpoint_url = endpoint_url
         self.base_env = dict(os.environ if environ is None else environ)
+        self.parallel_reads = runner is None if parallel_reads is None else parallel_reads
         self.runner = runner or _subprocess_runner(timeout)
 
     # -- binary and environment
@@ -236,6 +241,19 @@ class Eksctl:
         return out
 
     # -- reads
+    def read_all(self, reads: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Each read's result by its key. With parallel_reads the reads run at the same time (each is its own eksctl
+        process; on AWS each `get` is seconds of EKS and CloudFormation calls); all of them finish either way, and
+        the first error in READS' order is raised."""
+        if not self.parallel_reads or len(reads) < 2:
+            return {key: read() for key, read in reads.items()}
+        with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+            futures = {key: pool.submit(read) for key, read in reads.items()}
+        for future in futures.values():
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return {key: future.result() for key, future in futures.items()}
+
     def get_cluster(self, name: str) -> dict[str, Any] | None:
         """The cluster as `eksctl get cluster -o json` prints it (EKS Cluster, Go field names); None when absent."""
         argv = self.argv_get_cluster(name)
@@ -623,9 +641,13 @@ def converge(
         )
         after = {**after, "nodegroups": {**before["nodegroups"], **after["nodegroups"]}}
     else:
-        nodegroups = eksctl.get_nodegroups(name)
-        sas = eksctl.get_iamserviceaccounts(name) if "service_accounts" in after else None
-        oidc = eksctl.oidc_provider_associated(name) if after.get("iam_oidc_provider") else None
+        reads: dict[str, Callable[[], Any]] = {"nodegroups": lambda: eksctl.get_nodegroups(name)}
+        if "service_accounts" in after:
+            reads["service_accounts"] = lambda: eksctl.get_iamserviceaccounts(name)
+        if after.get("iam_oidc_provider"):
+            reads["oidc"] = lambda: eksctl.oidc_provider_associated(name)
+        got = eksctl.read_all(reads)
+        nodegroups, sas, oidc = got["nodegroups"], got.get("service_accounts"), got.get("oidc")
         before = current_state(cluster, nodegroups, sas, oidc)
         out["warnings"].extend(control_plane_drift(cluster, config))
         todo = plan(before, after)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -476,6 +477,56 @@ def test_converge_does_nothing_when_the_cluster_is_complete():
     assert rec.verbs() == ["get cluster", "get nodegroup", "get iamserviceaccount", "utils associate-iam-oidc-provider"]
     assert rec.calls[3][0] == e.argv_check_oidc_provider("c1")  # plan mode: no --approve
     assert [ng["Name"] for ng in out["nodegroups"]] == ["gpu", "system"]
+
+
+class KeyedRunner:
+    """A thread-safe runner answering by verb; each read of the existing cluster waits at a barrier for the other
+    two, so the reads only finish when they run at the same time."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]], parties: int) -> None:
+        self.answers = answers
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.lock = threading.Lock()
+        self.verbs: list[str] = []
+
+    def __call__(self, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        verb = " ".join(argv[1:3])
+        with self.lock:
+            self.verbs.append(verb)
+        if verb != "get cluster":
+            self.barrier.wait()
+        return self.answers[verb]
+
+
+COMPLETE = {"get cluster": (0, cluster_json(), ""), "get nodegroup": (0, nodegroups_json("gpu", "system"), ""),
+            "get iamserviceaccount": (0, GET_IAMSERVICEACCOUNT_JSON, ""),
+            "utils associate-iam-oidc-provider": (0, OIDC_PRESENT, "")}  # fmt: skip
+
+
+def test_converge_reads_node_groups_irsa_and_oidc_at_the_same_time():
+    runner = KeyedRunner(COMPLETE, parties=3)
+    e = Eksctl("/opt/bin/eksctl", "us-east-1", environ={"PATH": "/usr/bin"}, runner=runner, parallel_reads=True)
+    out = converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    assert out["changed"] is False and out["actions"] == [] and out["commands"] == []
+    assert runner.verbs[0] == "get cluster"
+    assert sorted(runner.verbs[1:]) == ["get iamserviceaccount", "get nodegroup", "utils associate-iam-oidc-provider"]
+    assert [ng["Name"] for ng in out["nodegroups"]] == ["gpu", "system"]
+    # sequential (a fake runner's default) the first read waits alone at the barrier: the reads did overlap above
+    lone = KeyedRunner(COMPLETE, parties=3)
+    lone.barrier = threading.Barrier(3, timeout=0.2)
+    with pytest.raises(threading.BrokenBarrierError):
+        converge(Eksctl("/opt/bin/eksctl", "us-east-1", environ={"PATH": "/usr/bin"}, runner=lone), CONFIG,
+                 check_mode=False, wait_timeout=600)  # fmt: skip
+    assert Eksctl().parallel_reads is True  # the real subprocess runner reads in parallel
+
+
+def test_parallel_reads_finish_all_then_raise_the_first_error_in_order():
+    failing = {**COMPLETE, "get nodegroup": (1, "", "Error: AccessDeniedException: eks:ListNodegroups")}
+    runner = KeyedRunner(failing, parties=3)
+    e = Eksctl("/opt/bin/eksctl", "us-east-1", environ={"PATH": "/usr/bin"}, runner=runner, parallel_reads=True)
+    with pytest.raises(EksctlError, match="get nodegroups of c1 failed .*AccessDeniedException"):
+        converge(e, CONFIG, check_mode=False, wait_timeout=600)
+    assert len(runner.verbs) == 4  # the other two reads ran to the end
 
 
 def test_converge_creates_the_missing_nodegroups_of_a_bare_cluster(tmp_path):
