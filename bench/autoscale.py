@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.playbook_run import run_playbook  # noqa: E402
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
 from tritonfil.localenv.load import Load  # noqa: E402
+from tritonfil.localenv.pods import condition_true  # noqa: E402
 
 NS = "triton"
 TICK = 2.0
@@ -93,13 +94,7 @@ class Cluster:
         dep = self.get("get", "deployment", "-n", NS, "triton")
         hpa = self.get("get", "hpa", "-n", NS, "keda-hpa-triton")
         nodes = self.get("get", "nodes", "-l", "karpenter.sh/nodepool")["items"]
-        ready_nodes = [
-            n
-            for n in nodes  # a node Karpenter has just created has no conditions yet
-            if any(
-                c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or []
-            )
-        ]
+        ready_nodes = [n for n in nodes if condition_true(n)]  # a node Karpenter has just created has no conditions
         return {
             "desired": (hpa.get("status") or {}).get("desiredReplicas"),
             "replicas": dep["spec"].get("replicas"),

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, VENV_BIN, host, isolation, loadavg, now, say  # noqa: E402
 
 from tritonfil.localenv.env import LocalEnv  # noqa: E402
+from tritonfil.localenv.pods import condition_true  # noqa: E402
 
 
 def ts(value: str) -> float:
@@ -119,7 +120,7 @@ def run(env: LocalEnv, tmp: Path, replicas: int, rounds: int) -> tuple[list[dict
         scale(env, 0)
         wait(lambda: not pods(env), 180)
         scale(env, replicas)
-        wait(lambda: len([p for p in pods(env) if ready(p)]) == replicas, 600)
+        wait(lambda: len([p for p in pods(env) if condition_true(p)]) == replicas, 600)
         rows = {r["pod"].split("/", 1)[1]: r for r in env.pod_processes()}
         for pod in pods(env):
             name = pod["metadata"]["name"]
@@ -146,10 +147,6 @@ def run(env: LocalEnv, tmp: Path, replicas: int, rounds: int) -> tuple[list[dict
 def pods(env: LocalEnv) -> list[dict]:
     raw = env.kubectl("get", "pods", "-n", "triton", "-l", "app.kubernetes.io/component=inference-server", "-o", "json")
     return [p for p in json.loads(raw.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
 def scale(env: LocalEnv, n: int) -> None:

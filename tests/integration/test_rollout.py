@@ -33,8 +33,8 @@ import numpy as np
 import pytest
 
 from tests.integration.test_pods import CONFIRM, NS, Deployment, assert_ok, wait_until
-from tritonfil.localenv import pods as podlib
 from tritonfil.localenv.env import LocalEnv
+from tritonfil.localenv.load import ready_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -87,16 +87,7 @@ class ConstantRateClient(threading.Thread):
 
     def refresh(self) -> None:
         pods = json.loads(self.local.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
-        ready = []
-        for pod in pods:
-            ann = pod["metadata"].get("annotations") or {}
-            conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
-            if (
-                conditions.get("Ready") == "True"
-                and not pod["metadata"].get("deletionTimestamp")
-                and podlib.ANN_HTTP in ann
-            ):
-                ready.append(ann[podlib.ANN_HTTP])
+        ready = ready_endpoints(pods)  # the load generator's rule: Ready, not being deleted, an address
         self.endpoints = sorted(ready)
         self.seen |= set(ready)
 

@@ -343,3 +343,20 @@ def test_read_configs_from_s3(aws):
     }
     assert configs["xgb_classifier"]["instance_group"] == [{"count": 1, "kind": "KIND_GPU"}]
     assert pods.gpu_models(configs) == ["lgb_multiclass", "xgb_classifier"]
+
+
+def test_ready_nodes_are_those_whose_ready_condition_is_true():
+    def node(name: str, *conditions: tuple[str, str]) -> dict:
+        status = {"conditions": [{"type": t, "status": s} for t, s in conditions]} if conditions else {}
+        return {"metadata": {"name": name}, "status": status}
+
+    nodes = [
+        node("joined", ("MemoryPressure", "False"), ("Ready", "True")),
+        node("joining", ("Ready", "False")),
+        node("just-created"),  # Karpenter's node before its kubelet (kwok's stage) reports anything
+        {"metadata": {"name": "no-status"}},
+        node("unknown", ("Ready", "Unknown")),
+    ]
+    assert pods.Runner.ready_nodes(nodes) == {"joined"}
+    assert pods.condition_true(nodes[0]) and not pods.condition_true(nodes[0], "MemoryPressure")
+    assert not pods.condition_true({"status": {"conditions": None}})

@@ -52,12 +52,7 @@ def ready_endpoints(pods: list[dict]) -> list[str]:
     out = []
     for pod in pods:
         ann = pod["metadata"].get("annotations") or {}
-        conditions = {c["type"]: c["status"] for c in (pod.get("status") or {}).get("conditions") or []}
-        if (
-            conditions.get("Ready") == "True"
-            and not pod["metadata"].get("deletionTimestamp")
-            and podlib.ANN_HTTP in ann
-        ):
+        if podlib.condition_true(pod) and not pod["metadata"].get("deletionTimestamp") and podlib.ANN_HTTP in ann:
             out.append(ann[podlib.ANN_HTTP])
     return sorted(out)
 

@@ -86,6 +86,13 @@ def server_container(pod: Mapping[str, Any]) -> dict | None:
     return None
 
 
+def condition_true(obj: Mapping[str, Any], condition: str = "Ready") -> bool:
+    """Whether a Kubernetes object's status has CONDITION with status True (a node Karpenter has just created, or a
+    pod not scheduled yet, has no conditions)."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == condition and c.get("status") == "True" for c in conditions)
+
+
 def is_process_backed(pod: Mapping[str, Any]) -> bool:
     return server_container(pod) is not None
 
@@ -500,7 +507,6 @@ class Runner:
         self._sts = None
         self._stop = threading.Event()
         self._passes = 0
-        self._nodes: list[dict] = []  # the last node list (ready_nodes)
         self.status_file = settings.state / "pods" / "status.json"
 
     # kubernetes access
@@ -537,34 +543,29 @@ class Runner:
             proc.terminate(grace=5)
         self.write_status()
 
-    def ready_nodes(self) -> set[str] | None:
-        """The names of the nodes whose Ready condition is True (None when they cannot be listed).
+    def list_nodes(self) -> list[dict] | None:
+        """The cluster's nodes (None when they cannot be listed: the pass then holds back no pod for its node)."""
+        try:
+            return json.loads(self.api().list_node(_preload_content=False).data)["items"]
+        except Exception as exc:
+            print(f"[pods] listing nodes failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return None
+
+    @staticmethod
+    def ready_nodes(nodes: list[dict]) -> set[str]:
+        """The names of the NODES whose Ready condition is True.
 
         A Karpenter node exists from its creation but is Ready only once it has joined (the stage
         node-initialize-delayed: creationTimestamp + the join delay). The scheduler binds pods to it before
         that (a KWOK node without conditions carries no not-ready taint), so the runner, like a kubelet that
         has not joined yet, starts no container there before the node is Ready: a new replica's readiness then
         includes the node's join, as on EKS."""
-        try:
-            nodes = json.loads(self.api().list_node(_preload_content=False).data)["items"]
-        except Exception as exc:
-            print(f"[pods] listing nodes failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            return None
-        self._nodes = nodes
-        return {
-            n["metadata"]["name"]
-            for n in nodes
-            if any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (n.get("status") or {}).get("conditions") or []
-            )
-        }
+        return {n["metadata"]["name"] for n in nodes if condition_true(n)}
 
-    def annotate_new_nodes(self) -> None:
+    def annotate_new_nodes(self, nodes: list[dict]) -> None:
         """Nodes that appear while the environment runs (Karpenter's, named at creation) get the annotation that
         tells metrics-server kwok's per-node metrics path, as localenv/nodes.py gives the static ones: pods
         there then have CPU metrics (the CPU HPA, `kubectl top`)."""
-        nodes = self._nodes
         for node in nodes:
             meta = node["metadata"]
             ann = meta.get("annotations") or {}
@@ -575,10 +576,11 @@ class Runner:
 
     def reconcile(self) -> None:
         self._passes += 1
-        joined = self.ready_nodes()
-        if self._passes % 3 == 1:
+        nodes = self.list_nodes()
+        joined = None if nodes is None else self.ready_nodes(nodes)
+        if nodes is not None and self._passes % 3 == 1:
             try:
-                self.annotate_new_nodes()
+                self.annotate_new_nodes(nodes)
             except Exception as exc:
                 print(f"[pods] annotating nodes failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         pods = self.api().list_pod_for_all_namespaces(_preload_content=False)
