@@ -16,12 +16,20 @@ slowest tasks and the time summed per role; plus the ratio rerun/first-run. A fa
 recorded (rc, failed task) and the next runs still happen. `--variant-env KEY=VALUE` adds a second no-op rerun
 (noop_rerun_variant) in the same environment with those variables (e.g. the Mitogen strategy): a paired comparison.
 
+Last, in the same environment (`--floor-tasks N`, default 10; 0 skips it), the module-task floor: a generated
+playbook of N tasks each of `ansible.builtin.ping` (a module process that does nothing), `kubernetes.core.k8s_info`
+(one namespace) and `amazon.aws.aws_caller_info` (one call to moto). Its mean per task, times the no-op rerun's
+tasks that ran a module (those over 0.25 s; asserts and set_fact take less), is what the rerun costs under
+Ansible's execution model (a new Python process per module task) even if every task were as cheap as the
+cheapest; `floor` compares it with 0.35 of the first run.
+
 Results: bench/results/converge.json and converge.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -142,9 +150,45 @@ def run_playbook(label: str, playbook: str, work: Path, environ: dict[str, str],
     return out
 
 
+FLOOR_PROBES = {
+    "ping": {"ansible.builtin.ping": {}},
+    "k8s_info": {"kubernetes.core.k8s_info": {"kind": "Namespace", "name": "default"}},
+    "aws_caller_info": {"amazon.aws.aws_caller_info": {}},
+}
+MODULE_TASK_SECONDS = 0.25  # a no-op rerun task over this ran a module process (asserts, set_fact: ~0.1 s)
+
+
+def floor_playbook(path: Path, count: int) -> Path:
+    tasks = [{"name": f"floor {kind} {i:02d}", **probe} for kind, probe in FLOOR_PROBES.items() for i in range(count)]
+    play = [{"name": "Module-task floor", "hosts": "tritonfil", "gather_facts": False, "tasks": tasks}]
+    path.write_text(json.dumps(play, indent=1))  # JSON is YAML
+    return path
+
+
+def floor_summary(run: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
+    """Mean seconds per probe task, and the no-op rerun's module tasks priced at the cheapest of them."""
+    means: dict[str, float] = {}
+    for kind in FLOOR_PROBES:
+        secs = [t["seconds"] for t in run["all_tasks"] if t["task"].startswith(f"floor {kind} ")]
+        if secs:
+            means[kind] = round(sum(secs) / len(secs), 3)
+    out: dict[str, Any] = {"mean_seconds_per_task": means}
+    if means and "noop_rerun" in runs:
+        module_tasks = [t for t in runs["noop_rerun"]["all_tasks"] if t["seconds"] > MODULE_TASK_SECONDS]
+        cheapest = min(means.values())
+        out.update(
+            rerun_module_tasks=len(module_tasks),
+            rerun_module_task_seconds=round(sum(t["seconds"] for t in module_tasks), 2),
+            rerun_floor_seconds=round(len(module_tasks) * cheapest, 1),
+        )
+        if "first_run" in runs:
+            out["target_seconds"] = round(0.35 * runs["first_run"]["seconds"], 1)
+    return out
+
+
 def plot(doc: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    runs = doc.get("runs", {})
+    runs = {label: r for label, r in doc.get("runs", {}).items() if label != "floor"}
     if plt is None or not runs:
         return
     labels = list(runs)
@@ -201,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         help="after the no-op rerun, one more no-op rerun (noop_rerun_variant) with these variables added, in the same"
         " environment: a paired comparison, e.g. --variant-env ANSIBLE_STRATEGY=mitogen_linear",
     )
+    parser.add_argument("--floor-tasks", type=int, default=10, metavar="N",
+                        help="tasks per probe of the module-task floor (0: no floor run)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS / "converge.json")
     args = parser.parse_args(argv)
     rec = Recorder("converge", argv)
@@ -239,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
                         label, args.playbook, work / label, environ, *args.ansible_arg, *plan[label]
                     )
                     rec.write(args.output)
+            if args.floor_tasks > 0:
+                probe = floor_playbook(work / "floor.yml", args.floor_tasks)
+                rec.doc["runs"]["floor"] = run_playbook("floor", str(probe), work / "floor", environ)
+                rec.write(args.output)
         finally:
             env.down()
     runs = rec.doc["runs"]
@@ -248,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         rec.doc["variant_rerun_over_first_run"] = round(
             runs["noop_rerun_variant"]["seconds"] / runs["first_run"]["seconds"], 3
         )
+    if "floor" in runs:
+        rec.doc["floor"] = floor_summary(runs["floor"], runs)
     if "noop_rerun" in runs:
         rec.doc["noop_rerun_biggest_costs"] = runs["noop_rerun"]["top_tasks"][:3]
     path = rec.write(args.output)
@@ -259,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for role, secs in r["seconds_by_role"].items():
             sys.stdout.write(f"    {role:<28} {r['tasks_by_role'].get(role, 0):>4} tasks {secs:>7.2f}s\n")
+    if "floor" in rec.doc:
+        sys.stdout.write(f"module-task floor: {json.dumps(rec.doc['floor'])}\n")
     sys.stdout.write(f"wrote {path}\n")
     return 0
 

@@ -57,6 +57,16 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
             row("no-op rerun / first run", f"{doc['rerun_over_first_run']:.2f}")
         for i, t in enumerate(doc.get("noop_rerun_biggest_costs", []), 1):
             row(f"no-op rerun cost #{i}", f"{t['seconds']:.2f} s {t['task']}")
+        floor = doc.get("floor", {})
+        if floor.get("mean_seconds_per_task"):
+            means = ", ".join(f"{k} {v:.2f} s" for k, v in floor["mean_seconds_per_task"].items())
+            row("module-task floor (mean per task)", means)
+        if "rerun_floor_seconds" in floor:
+            row(
+                "no-op rerun at the floor / 0.35 of the first run",
+                f"{floor['rerun_module_tasks']} module tasks x the cheapest = {floor['rerun_floor_seconds']} s"
+                f" / {floor.get('target_seconds', '?')} s",
+            )
     elif name == "model_scale":
         for r in doc.get("runs", []):
             v, f, n, o = r["validate_cli"], r["first_sync"], r["noop_resync"], r["one_file_change"]
