@@ -48,7 +48,8 @@ RESULT_RE = re.compile(r"^(?P<status>changed|ok|skipping|failed|fatal|included)[
 RECAP_RE = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                       r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)"
                       r"\s+ignored=(?P<ignored>\d+)")  # fmt: skip
-PROFILE_RE = re.compile(r"^(?P<name>.+?) -{2,} (?P<seconds>\d+\.\d+)s$")
+# profile_tasks pads a name with dashes to a fixed width: a long name gets one (greedy: a name may hold " - ").
+PROFILE_RE = re.compile(r"^(?P<name>.+) -+ (?P<seconds>\d+\.\d+)s$")
 
 
 def parse_output(text: str) -> dict[str, Any]:
