@@ -38,8 +38,8 @@ REQUIRED=(debian kubernetes etcd kwok metrics-server helm eksctl istioctl promet
 # prometheus, karpenter and keda alone (TRITONFIL_CACHE and GOCACHE in temporary directories, the Go module cache
 # already filled); docs/development.md says which number comes from which run.
 declare -A ESTIMATE=(
-	[debian]=15 [kubernetes]=1040 [etcd]=80 [kwok]=220 [metrics-server]=590 [helm]=190 [eksctl]=670 [istioctl]=300
-	[prometheus]=280 [karpenter]=230 [keda]=790
+	[debian]=15 [kubernetes]=460 [etcd]=40 [kwok]=85 [metrics-server]=155 [helm]=80 [eksctl]=320 [istioctl]=255
+	[prometheus]=170 [karpenter]=140 [keda]=515
 )
 # Debian packages: the OCI registry, skopeo to push without a Docker daemon, umoci to build a layout,
 # buildah for the ecr_image build alternative (fil_backend ops/Dockerfile) without a Docker engine,
