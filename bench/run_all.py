@@ -51,6 +51,8 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
 
     if name == "converge":
         for label, r in doc.get("runs", {}).items():
+            if label == "floor":  # the probe playbook, summarised below
+                continue
             failed = f", FAILED: {'; '.join(r['failed_tasks'])}" if r["rc"] else ""
             row(f"site.yml {label}", f"{r['seconds']:.1f} s, changed={r['recap_total']['changed']}{failed}")
         if "rerun_over_first_run" in doc:
