@@ -97,11 +97,13 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
             row("autoscale", f"FAILED: {doc['error']}")
         for sc, d in doc.get("scenarios", {}).items():
             s = d["summary"]
+            enough = s["seconds_from_change_to_enough_ready"]
+            ready = f"enough ready {enough} s after the change" if enough is not None else "not all ready in the load"
             row(
                 f"{sc} (KEDA + Karpenter, process-backed pods)",
-                f"{s['most_replicas_wanted']} replicas wanted, enough ready"
-                f" {s['seconds_from_change_to_enough_ready']} s after the change;"
-                f" queue > {s['objective_ms']} ms for {s['seconds_queue_above_objective']} s;"
+                f"{s['most_replicas_wanted']} replicas wanted, "
+                + ready
+                + f"; queue > {s['objective_ms']} ms for {s['seconds_queue_above_objective']} s;"
                 f" {s['gpu_node_hours']} GPU-node-h vs {s['static_peak_node_hours']} static at the peak"
                 f" ({s['peak_gpu_nodes']} nodes)",
             )
@@ -121,12 +123,12 @@ def headline(name: str, doc: dict[str, Any]) -> list[str]:
     elif name == "infer_local":
         for model, m in doc.get("models", {}).items():
             p = m["in_process_treelite"]
-            lo, hi = m.get("served_share_range", [0, 0])
+            spread = " ({:.0%}-{:.0%})".format(*m["served_share_range"]) if "served_share_range" in m else ""
+            shape = f" at {p['batch_rows']} rows, {p['nthread']} threads" if "nthread" in p else ""
             row(
                 f"{model} sequential http",
-                f"{m['served']['rows_per_second']:,.0f} rows/s = {m['served_share_of_in_process']:.0%}"
-                f" ({lo:.0%}-{hi:.0%}) of the best in-process ({p['rows_per_second']:,.0f} rows/s at"
-                f" {p.get('batch_rows')} rows, {p.get('nthread')} threads)",
+                f"{m['served']['rows_per_second']:,.0f} rows/s = {m['served_share_of_in_process']:.0%}{spread}"
+                f" of the best in-process ({p['rows_per_second']:,.0f} rows/s{shape})",
             )
     elif name == "pods":
         s = doc.get("summary", {})
