@@ -88,7 +88,7 @@ class ConstantRateClient(threading.Thread):
     def refresh(self) -> None:
         pods = json.loads(self.local.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
         ready = ready_endpoints(pods)  # the load generator's rule: Ready, not being deleted, an address
-        self.endpoints = sorted(ready)
+        self.endpoints = ready  # sorted by ready_endpoints
         self.seen |= set(ready)
 
     def run(self) -> None:
